@@ -1,0 +1,49 @@
+# Everything installs into .venv from this project's own files; nothing is assumed installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUNDLE ?= bundles/default
+
+.PHONY: help install model serve test lint format proto bench bench-quick clean
+
+help:
+	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
+	@echo "make test    run the whole test suite (CPU only)"
+	@echo "make model   (re)build the default bundle in $(BUNDLE)"
+	@echo "make lint    ruff check + format check"
+	@echo "make proto   regenerate serving/_proto from protos/"
+	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
+
+install: $(STAMP)
+
+# torch==2.13.0 (CPU build) comes from the export extra; a bare "torch" would pull CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[export,dev]'
+	touch $(STAMP)
+
+$(BUNDLE)/bundle.json: | $(STAMP)
+	$(BIN)/encoder-export build --out $(BUNDLE)
+
+model: $(STAMP)
+	$(BIN)/encoder-export build --out $(BUNDLE)
+
+serve: $(STAMP) $(BUNDLE)/bundle.json
+	@if [ -x $(BIN)/encoder-serve ]; then exec $(BIN)/encoder-serve --bundle $(BUNDLE); \
+	else echo "serving is not implemented yet; the bundle is in $(BUNDLE)"; exit 2; fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) bundles build .pytest_cache .ruff_cache

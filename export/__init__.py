@@ -1,0 +1,1 @@
+"""Build time: vocabulary, PyTorch model, ONNX export, verification and the bundle writer."""

@@ -1,0 +1,190 @@
+"""`encoder-export`: build a vocabulary, initialise a checkpoint, export, verify, or all at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import onnx
+
+from export import checkpoint as ckpt_io
+from export.bundle_writer import write_bundle
+from export.checkpoint import Checkpoint
+from export.model import ModelConfig, init_model
+from export.verify import GRID_BATCHES, GRID_SEQS, VerificationError, verify
+from serving import contract
+from serving.bundle import load_bundle
+from serving.errors import BundleError
+from serving.selftest import run_golden
+from serving.session import EncoderSession
+from serving.tokenizer import Tokenizer, TokenizerConfig
+from serving.vocab import Vocab
+
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "corpus_zh.txt"
+QUICK = {"batches": (1, 17), "seqs": (1, 7, 130), "n_random": 2}
+
+
+def log(msg: str) -> None:
+    print(f"encoder-export: {msg}", file=sys.stderr, flush=True)
+
+
+def _tokenizer_config(a: argparse.Namespace) -> TokenizerConfig:
+    return TokenizerConfig(
+        hmm=not a.no_hmm,
+        user_dict=a.user_dict.name if a.user_dict else None,
+        whitespace=a.whitespace,
+    )
+
+
+def _build_vocab(a: argparse.Namespace) -> Vocab:
+    tok = Tokenizer(_tokenizer_config(a), a.user_dict)
+    lines = Path(a.corpus).read_text(encoding="utf-8").splitlines()
+    t0 = time.perf_counter()
+    vocab = Vocab.build((tok.tokenize(x) for x in lines if x.strip()), a.min_freq, a.max_size)
+    log(
+        f"vocabulary: {len(vocab)} tokens from {len(lines)} lines in "
+        f"{time.perf_counter() - t0:.1f}s"
+    )
+    return vocab
+
+
+def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
+    config = ModelConfig(
+        vocab_size=len(vocab),
+        cell=a.cell,
+        embedding_dim=a.embedding_dim,
+        hidden_size=a.hidden_size,
+        num_layers=a.layers,
+        bidirectional=a.bidirectional,
+    )
+    user_dict = Path(a.user_dict).read_text(encoding="utf-8") if a.user_dict else None
+    return Checkpoint(init_model(config, a.seed), vocab, _tokenizer_config(a), user_dict)
+
+
+def _export(ckpt: Checkpoint, out: Path, quick: bool) -> None:
+    t0 = time.perf_counter()
+    write_bundle(ckpt, out)
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
+    _verify_bundle(out, ckpt, quick)
+
+
+def _verify_bundle(path: Path, ckpt: Checkpoint | None, quick: bool) -> None:
+    bundle = load_bundle(path)
+    tok = Tokenizer(bundle.tokenizer, bundle.user_dict_path)
+    err = run_golden(bundle, tok, EncoderSession(bundle))
+    log(
+        f"{path}: hashes, graph I/O and {len(bundle.golden.texts)} golden samples ok "
+        f"(max err {err:.2e})"
+    )
+    if ckpt is None:
+        return
+    grid = QUICK if quick else {"batches": GRID_BATCHES, "seqs": GRID_SEQS, "n_random": 8}
+    t0 = time.perf_counter()
+    report = verify(onnx.load(path / contract.GRAPH_FILE), ckpt.model, progress=log, **grid)
+    log(
+        f"parity ok on {report.cases} shapes in {time.perf_counter() - t0:.1f}s: max abs err "
+        f"{report.max_abs_err:.2e} (<= {contract.PARITY_ATOL:g}), batch invariance "
+        f"{report.max_invariance_err:.2e} (<= {contract.BATCH_INVARIANCE_ATOL:g})"
+    )
+
+
+def cmd_vocab(a: argparse.Namespace) -> None:
+    _build_vocab(a).save(a.out)
+    log(f"wrote {a.out}")
+
+
+def cmd_init(a: argparse.Namespace) -> None:
+    ckpt_io.save(_new_checkpoint(a, Vocab.load(a.vocab)), a.out)
+    log(f"wrote {a.out}")
+
+
+def cmd_bundle(a: argparse.Namespace) -> None:
+    _export(ckpt_io.load(a.checkpoint), a.out, a.quick)
+
+
+def cmd_verify(a: argparse.Namespace) -> None:
+    _verify_bundle(a.bundle, ckpt_io.load(a.checkpoint) if a.checkpoint else None, a.quick)
+
+
+def cmd_build(a: argparse.Namespace) -> None:
+    ckpt = _new_checkpoint(a, _build_vocab(a))
+    if a.checkpoint_out:
+        ckpt_io.save(ckpt, a.checkpoint_out)
+        log(f"wrote {a.checkpoint_out}")
+    _export(ckpt, a.out, a.quick)
+
+
+def _add_tokenizer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-hmm", action="store_true", help="jieba without HMM for unseen words")
+    p.add_argument("--user-dict", type=Path, help="jieba user dictionary, shipped in the bundle")
+    p.add_argument(
+        "--whitespace",
+        choices=("keep", "drop"),
+        default="keep",
+        help="keep whitespace tokens (as jieba.lcut does) or drop them",
+    )
+
+
+def _add_vocab_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="UTF-8, one text a line")
+    p.add_argument("--min-freq", type=int, default=1)
+    p.add_argument("--max-size", type=int, default=None, help="including <pad> and <unk>")
+    _add_tokenizer_args(p)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cell", choices=contract.CELLS, default="rnn")
+    p.add_argument("--embedding-dim", type=int, default=128)
+    p.add_argument("--hidden-size", type=int, default=256)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="encoder-export", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("vocab", help="build a vocabulary from a corpus")
+    _add_vocab_args(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_vocab)
+    p = sub.add_parser("init", help="initialise a checkpoint from a vocabulary and a seed")
+    p.add_argument("--vocab", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    _add_model_args(p)
+    _add_tokenizer_args(p)
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("bundle", help="export a checkpoint to a verified bundle")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    p.set_defaults(func=cmd_bundle)
+    p = sub.add_parser("verify", help="check a bundle; with --checkpoint, parity against eager")
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path)
+    p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("build", help="vocabulary + seeded model + bundle in one step")
+    _add_vocab_args(p)
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoint-out", type=Path, help="also keep the checkpoint here")
+    p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    p.set_defaults(func=cmd_build)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        a.func(a)
+    except (BundleError, VerificationError, ValueError, FileNotFoundError) as e:
+        log(f"error: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

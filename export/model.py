@@ -1,0 +1,127 @@
+"""The encoder in PyTorch: Embedding then a recurrent layer, honouring each text's true length."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from serving.contract import CELLS
+
+_CELL_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the encoder; the defaults are the tutorial's (embedding 128, hidden 256, tanh)."""
+
+    vocab_size: int
+    cell: str = "rnn"
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_dim(self) -> int:
+        return self.directions * self.hidden_size
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "directions": self.directions, "output_dim": self.output_dim}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ModelConfig:
+        keys = ("vocab_size", "cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional")
+        return cls(**{k: d[k] for k in keys})
+
+
+class Encoder(nn.Module):
+    """ids [batch, seq] + lengths [batch] -> states [batch, seq, D*H], final [batch, D*H]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
+        self.rnn = _CELL_CLASSES[config.cell](
+            input_size=config.embedding_dim,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+        )
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """ids: int64 [B, S]; lengths: int64 [B], each in 1..S.
+
+        Returns states float32 [B, S, D*H] (zeros past each length) and final float32 [B, D*H]:
+        the top layer's forward state at each true end, then the backward state at position 0.
+        """
+        x = self.embedding(ids)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, h_n = self.rnn(packed)
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+            h_n = h_n[0]
+        c = self.config
+        top = h_n.view(c.num_layers, c.directions, ids.shape[0], c.hidden_size)[-1]
+        final = top.permute(1, 0, 2).reshape(ids.shape[0], c.output_dim)
+        return states, final
+
+    @classmethod
+    def from_modules(cls, embedding: nn.Embedding, rnn: nn.RNNBase, extra_rows: int = 0) -> Encoder:
+        """Wrap modules built as in the tutorial (seq-first ``nn.RNN(128, 256)`` and friends).
+
+        ``extra_rows`` appends zero embedding rows for reserved tokens the user's vocabulary lacked
+        (see serving.vocab.Vocab.from_mapping); they never change the encoding of known words.
+        """
+        cell = next((k for k, v in _CELL_CLASSES.items() if type(rnn) is v), None)
+        if cell is None:
+            raise TypeError(f"unsupported recurrent module {type(rnn).__name__}; use RNN/LSTM/GRU")
+        if getattr(rnn, "nonlinearity", "tanh") != "tanh":
+            raise ValueError("only the tanh nn.RNN is supported (ONNX RNN activation 'Tanh')")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError("LSTM with proj_size is not supported")
+        if not rnn.bias:
+            raise ValueError("recurrent layers without bias are not supported")
+        if rnn.input_size != embedding.embedding_dim:
+            raise ValueError(
+                f"rnn.input_size {rnn.input_size} != embedding_dim {embedding.embedding_dim}"
+            )
+        config = ModelConfig(
+            vocab_size=embedding.num_embeddings + extra_rows,
+            cell=cell,
+            embedding_dim=embedding.embedding_dim,
+            hidden_size=rnn.hidden_size,
+            num_layers=rnn.num_layers,
+            bidirectional=rnn.bidirectional,
+        )
+        model = cls(config)
+        with torch.no_grad():
+            weight = embedding.weight.detach()
+            model.embedding.weight.zero_()
+            model.embedding.weight[: weight.shape[0]] = weight
+            model.rnn.load_state_dict(rnn.state_dict())  # same parameters whatever batch_first
+        return model.eval()
+
+
+def init_model(config: ModelConfig, seed: int) -> Encoder:
+    """A randomly initialised encoder, the same for the same seed (the tutorial's model)."""
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return Encoder(config).eval()
+    finally:
+        torch.random.set_rng_state(gen_state)

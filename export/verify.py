@@ -1,0 +1,182 @@
+"""Verify an exported graph against eager PyTorch: structure, parity, random shapes, invariance.
+
+Every check runs; every mismatch is collected and raised together in one VerificationError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from export.model import Encoder
+from serving import contract
+
+GRID_BATCHES = (1, 3, 17, 64)
+GRID_SEQS = (1, 2, 7, 33, 128, 512)
+RECURRENT_OPS = {"RNN", "LSTM", "GRU"}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    check: str  # "structure", "shape", "parity", "invariance"
+    where: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.where}: {self.detail}"
+
+
+class VerificationError(Exception):
+    def __init__(self, mismatches: list[Mismatch]) -> None:
+        self.mismatches = mismatches
+        body = "\n".join(f"  - {m}" for m in mismatches)
+        super().__init__(f"export verification failed with {len(mismatches)} mismatch(es):\n{body}")
+
+
+@dataclass
+class Report:
+    max_abs_err: float = 0.0
+    max_invariance_err: float = 0.0
+    cases: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def check_structure(graph: onnx.ModelProto, model: Encoder) -> list[Mismatch]:
+    """Named, typed I/O with symbolic batch/seq axes, and exactly one recurrent op per layer."""
+    out = []
+    want = (*contract.INPUTS, *contract.output_specs(model.config.output_dim))
+    got = [*graph.graph.input, *graph.graph.output]
+    for spec, vi in zip(want, got):
+        dims = tuple(d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim)
+        if vi.name != spec.name or dims != spec.shape:
+            out.append(Mismatch("structure", vi.name, f"declared {dims}, contract {spec.shape}"))
+    if len(got) != len(want):
+        out.append(Mismatch("structure", "graph", f"{len(got)} inputs+outputs, want {len(want)}"))
+    ops = [n.op_type for n in graph.graph.node]
+    n_rec = sum(op in RECURRENT_OPS for op in ops)
+    if n_rec != model.config.num_layers or "Loop" in ops or "Scan" in ops:
+        out.append(
+            Mismatch(
+                "structure",
+                "graph",
+                f"{n_rec} native recurrent ops for "
+                f"{model.config.num_layers} layer(s): unrolled or frozen over seq?",
+            )
+        )
+    return out
+
+
+def random_batch(
+    rng: np.random.Generator, vocab_size: int, batch: int, seq: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random ids and mixed lengths in 1..seq, the longest exactly seq."""
+    ids = rng.integers(0, vocab_size, size=(batch, seq), dtype=np.int64)
+    lengths = rng.integers(1, seq + 1, size=batch, dtype=np.int64)
+    lengths[rng.integers(batch)] = seq
+    return ids, lengths
+
+
+def _eager(model: Encoder, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        s, f = model(torch.from_numpy(ids), torch.from_numpy(lengths))
+    return s.numpy(), f.numpy()
+
+
+def _compare(report: Report, where: str, got: tuple, want: tuple, atol: float) -> None:
+    for name, g, w in zip((contract.STATES, contract.FINAL), got, want):
+        if g.shape != w.shape:
+            report.mismatches.append(
+                Mismatch("shape", f"{where} {name}", f"onnx {g.shape} vs eager {w.shape}")
+            )
+            continue
+        err = float(np.abs(g - w).max()) if g.size else 0.0
+        report.max_abs_err = max(report.max_abs_err, err)
+        if not err <= atol:
+            report.mismatches.append(
+                Mismatch("parity", f"{where} {name}", f"max abs err {err:.3g} > {atol:g}")
+            )
+
+
+def _invariance(
+    report: Report, run: Callable, where: str, ids: np.ndarray, lengths: np.ndarray, batched: tuple
+) -> None:
+    """Each row alone (unpadded) must equal its row in the padded batch, both directions."""
+    for i in range(len(lengths)):
+        n = int(lengths[i])
+        s, f = run(ids[i : i + 1, :n], lengths[i : i + 1])
+        err = max(
+            float(np.abs(s[0] - batched[0][i, :n]).max()), float(np.abs(f[0] - batched[1][i]).max())
+        )
+        report.max_invariance_err = max(report.max_invariance_err, err)
+        if not err <= contract.BATCH_INVARIANCE_ATOL:
+            report.mismatches.append(
+                Mismatch("invariance", f"{where} row {i} (len {n})", f"alone vs batched {err:.3g}")
+            )
+
+
+def shape_cases(
+    rng: np.random.Generator,
+    batches: Iterable[int],
+    seqs: Iterable[int],
+    n_random: int,
+    max_batch: int = 64,
+    max_seq: int = 512,
+) -> list[tuple[int, int]]:
+    grid = [(b, s) for b in batches for s in seqs]
+    rand = [
+        (int(rng.integers(1, max_batch + 1)), int(rng.integers(1, max_seq + 1)))
+        for _ in range(n_random)
+    ]
+    return grid + rand
+
+
+def verify(
+    graph: onnx.ModelProto,
+    model: Encoder,
+    *,
+    batches: Iterable[int] = GRID_BATCHES,
+    seqs: Iterable[int] = GRID_SEQS,
+    n_random: int = 8,
+    seed: int = 0,
+    atol: float = contract.PARITY_ATOL,
+    invariance_every: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Runs every check; raises VerificationError listing all mismatches, else returns a Report."""
+    report = Report(mismatches=check_structure(graph, model))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    def run(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(
+            sess.run(
+                [contract.STATES, contract.FINAL],
+                {contract.IDS.name: ids, contract.LENGTHS.name: lengths},
+            )
+        )
+
+    rng = np.random.default_rng(seed)
+    cases = shape_cases(rng, batches, seqs, n_random)
+    for k, (b, s) in enumerate(cases):
+        where = f"batch={b} seq={s}"
+        ids, lengths = random_batch(rng, model.config.vocab_size, b, s)
+        try:
+            got = run(ids, lengths)
+        except Exception as e:  # a frozen axis makes onnxruntime refuse other shapes
+            report.mismatches.append(Mismatch("shape", where, f"onnxruntime failed: {e}"))
+            continue
+        _compare(report, where, got, _eager(model, ids, lengths), atol)
+        if b > 1 and k % invariance_every == 0:
+            _invariance(report, run, where, ids, lengths, got)
+        report.cases += 1
+        if progress:
+            progress(f"verify {k + 1}/{len(cases)} {where} max_err={report.max_abs_err:.2e}")
+    if report.mismatches:
+        raise VerificationError(report.mismatches)
+    return report

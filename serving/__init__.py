@@ -1,0 +1,1 @@
+"""Run time: tokenizer, bundle reader, onnxruntime session, gRPC server. Never imports torch."""

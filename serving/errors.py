@@ -1,0 +1,41 @@
+"""The service's exception hierarchy; serving.status maps each class to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class EncoderError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class InvalidInput(EncoderError):
+    """The request is malformed: an empty text, an unknown enum value, bad UTF-8."""
+
+
+class LimitExceeded(InvalidInput):
+    """A request exceeds a configured limit; the message names the limit and the value."""
+
+    def __init__(self, limit: str, value: int, maximum: int, where: str = "") -> None:
+        at = f" at {where}" if where else ""
+        super().__init__(f"{limit} exceeded{at}: {value} > {maximum}")
+        self.limit, self.value, self.maximum = limit, value, maximum
+
+
+class Overloaded(EncoderError):
+    """Too much work is queued; retry later."""
+
+
+class NotReady(EncoderError):
+    """The model is not loaded yet, or the server is draining."""
+
+
+class BundleError(EncoderError):
+    """A model bundle was refused; lists every problem found, each naming its file."""
+
+    def __init__(self, path: object, problems: list[str]) -> None:
+        self.path, self.problems = path, list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"bundle {path} refused ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class ProviderUnavailable(EncoderError):
+    """The requested onnxruntime execution provider is not in this installation."""

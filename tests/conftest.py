@@ -1,0 +1,75 @@
+"""Shared fixtures: small corpora and bundles built once per session in temporary directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TUTORIAL = "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"
+TUTORIAL_TOKENS = [
+    "北京",
+    "冬奥",
+    "的",
+    "进度条",
+    "已经",
+    "过半",
+    "，",
+    "不少",
+    "外国",
+    "运动员",
+    "在",
+    "完成",
+    "自己",
+    "的",
+    "比赛",
+    "后",
+    "踏上",
+    "归途",
+    "。",
+]
+SMALL = {"embedding_dim": 16, "hidden_size": 24}
+
+
+@pytest.fixture(scope="session")
+def jieba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("jieba-cache")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(jieba_cache: Path):
+    from serving.tokenizer import Tokenizer
+
+    return Tokenizer(cache_dir=jieba_cache)
+
+
+@pytest.fixture(scope="session")
+def default_corpus() -> Path:
+    from export.cli import DEFAULT_CORPUS
+
+    return DEFAULT_CORPUS
+
+
+@pytest.fixture(scope="session")
+def bundle_factory(tmp_path_factory: pytest.TempPathFactory, tokenizer, default_corpus: Path):
+    """build(cell=..., num_layers=..., bidirectional=..., **sizes) -> (bundle dir, checkpoint)."""
+    from export.bundle_writer import write_bundle
+    from export.checkpoint import Checkpoint
+    from export.model import ModelConfig, init_model
+    from serving.tokenizer import TokenizerConfig
+    from serving.vocab import Vocab
+
+    lines = default_corpus.read_text(encoding="utf-8").splitlines()
+    vocab = Vocab.build(tokenizer.tokenize(x) for x in lines)
+    cache: dict = {}
+
+    def build(seed: int = 0, **kw):
+        key = (seed, tuple(sorted(kw.items())))
+        if key not in cache:
+            model = init_model(ModelConfig(vocab_size=len(vocab), **kw), seed)
+            ckpt = Checkpoint(model, vocab, TokenizerConfig())
+            out = tmp_path_factory.mktemp("bundle") / "b"
+            cache[key] = (write_bundle(ckpt, out), ckpt)
+        return cache[key]
+
+    return build

@@ -1,0 +1,92 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving import contract
+from serving.bundle import load_bundle, sha256_file
+from serving.errors import BundleError
+from serving.selftest import run_golden
+from serving.session import EncoderSession
+from serving.tokenizer import Tokenizer
+from serving.vocab import Vocab
+from tests.conftest import SMALL, TUTORIAL_TOKENS
+
+
+@pytest.fixture
+def bundle_copy(bundle_factory, tmp_path: Path) -> Path:
+    src, _ = bundle_factory(cell="gru", bidirectional=True, **SMALL)
+    return Path(shutil.copytree(src, tmp_path / "b"))
+
+
+def _rehash(path: Path, name: str) -> None:
+    m = json.loads((path / contract.MANIFEST_FILE).read_text(encoding="utf-8"))
+    m["files"][name] = sha256_file(path / name)
+    (path / contract.MANIFEST_FILE).write_text(json.dumps(m), encoding="utf-8")
+
+
+def test_good_bundle_passes_every_check(bundle_copy: Path, tokenizer: Tokenizer) -> None:
+    b = load_bundle(bundle_copy)
+    assert b.model.output_dim == 48 and b.model.cell == "gru"
+    assert b.golden.tokens[0] == TUTORIAL_TOKENS
+    assert set(b.file_hashes) == {"model.onnx", "vocab.json", "golden.json", "golden.npz"}
+    assert run_golden(b, tokenizer, EncoderSession(b)) <= contract.PARITY_ATOL
+    tools = b.manifest["tools"]
+    assert tools["torch"].startswith("2.13.0") and tools["opset"] == "17"
+
+
+def test_changed_byte_is_refused_naming_the_file(bundle_copy: Path) -> None:
+    data = bytearray((bundle_copy / "model.onnx").read_bytes())
+    data[-100] ^= 1
+    (bundle_copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model\.onnx: sha256 mismatch"):
+        load_bundle(bundle_copy)
+
+
+def test_every_problem_is_listed(bundle_copy: Path) -> None:
+    (bundle_copy / "vocab.json").unlink()
+    (bundle_copy / "golden.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(BundleError) as e:
+        load_bundle(bundle_copy)
+    assert len(e.value.problems) == 2
+    assert "vocab.json: missing" in str(e.value) and "golden.json: sha256" in str(e.value)
+
+
+def test_missing_directory_and_manifest(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not a directory"):
+        load_bundle(tmp_path / "nope")
+    with pytest.raises(BundleError, match="bundle.json: missing"):
+        load_bundle(tmp_path)
+
+
+def test_vocabulary_that_does_not_fit_the_graph(bundle_copy: Path) -> None:
+    """Hashes updated by hand do not help: the graph itself records its vocabulary."""
+    v = Vocab.load(bundle_copy / "vocab.json")
+    tokens = v.tokens[:]
+    tokens[5], tokens[6] = tokens[6], tokens[5]  # same size, other ids
+    Vocab(tokens).save(bundle_copy / "vocab.json")
+    _rehash(bundle_copy, "vocab.json")
+    b = load_bundle(bundle_copy)
+    with pytest.raises(BundleError, match="vocab.json: is not the vocabulary model.onnx"):
+        EncoderSession(b)
+
+
+def test_smaller_vocabulary_is_refused(bundle_copy: Path) -> None:
+    v = Vocab.load(bundle_copy / "vocab.json")
+    Vocab(v.tokens[:-3]).save(bundle_copy / "vocab.json")
+    _rehash(bundle_copy, "vocab.json")
+    with pytest.raises(BundleError, match="but the model embeds"):
+        load_bundle(bundle_copy)
+
+
+def test_failing_golden_samples_are_refused(bundle_copy: Path, tokenizer: Tokenizer) -> None:
+    with np.load(bundle_copy / "golden.npz") as z:
+        arrays = dict(z)
+    arrays["final"][2, 0] += 1e-3
+    np.savez(bundle_copy / "golden.npz", **arrays)
+    _rehash(bundle_copy, "golden.npz")
+    b = load_bundle(bundle_copy)
+    with pytest.raises(BundleError, match=r"golden.npz: sample 2 in the padded batch differs"):
+        run_golden(b, tokenizer, EncoderSession(b))

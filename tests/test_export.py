@@ -1,0 +1,86 @@
+import itertools
+
+import numpy as np
+import onnx
+import pytest
+
+from export.model import ModelConfig, init_model
+from export.onnx_export import build_graph
+from export.verify import VerificationError, check_structure, verify
+from serving import contract
+
+CONFIGS = list(itertools.product(["rnn", "lstm", "gru"], [1, 2], [False, True]))
+# Shapes no export could have been traced with: the graph is built, not traced, and these
+# deliberately include 1, odd lengths and the maxima of the quality bar.
+BATCHES, SEQS = (1, 3, 64), (1, 2, 7, 33, 130, 512)
+
+
+@pytest.mark.parametrize(("cell", "layers", "bidir"), CONFIGS)
+def test_parity_and_batch_invariance(cell: str, layers: int, bidir: bool) -> None:
+    c = ModelConfig(
+        vocab_size=200,
+        cell=cell,
+        embedding_dim=16,
+        hidden_size=24,
+        num_layers=layers,
+        bidirectional=bidir,
+    )
+    model = init_model(c, seed=layers)
+    graph = build_graph(model, "0" * 64)
+    report = verify(graph, model, batches=BATCHES, seqs=SEQS, n_random=3, invariance_every=1)
+    assert report.max_abs_err <= contract.PARITY_ATOL
+    assert report.max_invariance_err <= contract.BATCH_INVARIANCE_ATOL
+    assert report.cases == len(BATCHES) * len(SEQS) + 3
+
+
+def test_default_sizes_parity() -> None:
+    model = init_model(ModelConfig(vocab_size=500), seed=0)
+    report = verify(
+        build_graph(model, "0" * 64), model, batches=(1, 17), seqs=(1, 33, 257), n_random=1
+    )
+    assert report.max_abs_err <= contract.PARITY_ATOL
+
+
+def test_graph_is_native_ops_with_dynamic_axes() -> None:
+    model = init_model(
+        ModelConfig(vocab_size=50, cell="lstm", num_layers=2, embedding_dim=8, hidden_size=8), 0
+    )
+    g = build_graph(model, "0" * 64)
+    assert [n.op_type for n in g.graph.node].count("LSTM") == 2
+    dims = [[d.dim_param for d in vi.type.tensor_type.shape.dim] for vi in g.graph.input]
+    assert dims == [["batch", "seq"], ["batch"]]
+    assert check_structure(g, model) == []
+
+
+def test_frozen_seq_axis_is_caught() -> None:
+    """A graph whose seq axis was frozen at trace time (the dynamo exporter trap) is refused."""
+    model = init_model(ModelConfig(vocab_size=50, embedding_dim=8, hidden_size=8), 0)
+    g = build_graph(model, "0" * 64)
+    g.graph.input[0].type.tensor_type.shape.dim[1].ClearField("dim_param")
+    g.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 7
+    with pytest.raises(VerificationError) as e:
+        verify(g, model, batches=(2,), seqs=(7, 9), n_random=0)
+    kinds = {m.check for m in e.value.mismatches}
+    assert kinds == {"structure", "shape"}  # declared dims and onnxruntime refusing seq=9
+    assert "seq=9" in str(e.value)
+
+
+def test_every_mismatch_is_listed() -> None:
+    c = ModelConfig(vocab_size=50, cell="gru", embedding_dim=8, hidden_size=8)
+    g = build_graph(init_model(c, 0), "0" * 64)
+    with pytest.raises(VerificationError) as e:
+        verify(g, init_model(c, 1), batches=(1, 2), seqs=(3, 5), n_random=0)
+    assert len(e.value.mismatches) == 8  # 4 shapes x (states, final)
+    assert all(m.check == "parity" for m in e.value.mismatches)
+
+
+def test_graph_records_vocab_and_passes_checker() -> None:
+    g = build_graph(
+        init_model(ModelConfig(vocab_size=42, embedding_dim=8, hidden_size=8), 0), "ab" * 32
+    )
+    meta = {p.key: p.value for p in g.metadata_props}
+    assert meta[contract.META_VOCAB_SIZE] == "42" and meta[contract.META_VOCAB_SHA256] == "ab" * 32
+    onnx.checker.check_model(g, full_check=True)
+    emb = next(i for i in g.graph.initializer if i.name == "embedding")
+    assert list(emb.dims) == [42, 8]
+    assert np.isfinite(onnx.numpy_helper.to_array(emb)).all()
