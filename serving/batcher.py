@@ -1,0 +1,162 @@
+"""Cross-request batching: a bounded queue, a padded-token budget per run, one run at a time.
+
+Safe because the graph is batch invariant: a text's encoding does not depend on its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.errors import NotReady, Overloaded
+
+RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Batched:
+    """One request's rows back from the model: per row states [n, F] and final [F]."""
+
+    states: list[np.ndarray]
+    final: list[np.ndarray]
+    queue_s: float
+    inference_s: float
+
+
+@dataclass
+class _Item:
+    rows: list[np.ndarray]
+    future: asyncio.Future
+    enqueued: float
+    states: list = field(default_factory=list)
+    final: list = field(default_factory=list)
+    started: float | None = None
+    inference_s: float = 0.0
+    done_rows: int = 0
+
+
+class Batcher:
+    """``await submit(rows)`` -> Batched; raises Overloaded when the queue is full."""
+
+    def __init__(
+        self,
+        run: RunFn,
+        pad_id: int,
+        max_batch_tokens: int,
+        max_queued_texts: int,
+        wait_s: float = 0.0,
+    ) -> None:
+        self._run, self._pad = run, pad_id
+        self._budget, self._max_queued, self._wait_s = max_batch_tokens, max_queued_texts, wait_s
+        self._pending: deque[tuple[_Item, int]] = deque()  # (item, row index)
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    @property
+    def queued_texts(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
+
+    async def submit(self, rows: list[np.ndarray]) -> Batched:
+        if self._closing:
+            raise NotReady("server is shutting down")
+        if len(self._pending) + len(rows) > self._max_queued:
+            raise Overloaded(
+                f"queue full: {len(self._pending)} texts waiting, "
+                f"max_queued_texts={self._max_queued}; retry with backoff"
+            )
+        item = _Item(
+            rows,
+            asyncio.get_running_loop().create_future(),
+            time.perf_counter(),
+            states=[None] * len(rows),
+            final=[None] * len(rows),
+        )
+        self._pending.extend((item, i) for i in range(len(rows)))
+        self._wakeup.set()
+        return await item.future
+
+    async def close(self) -> None:
+        """Finish everything queued, then stop the worker."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    def _take(self) -> list[tuple[_Item, int]]:
+        """FIFO rows while rows x longest stays within the budget (always at least one)."""
+        batch, longest = [], 0
+        while self._pending:
+            item, i = self._pending[0]
+            if item.future.done():  # cancelled by its client: skip its rows
+                self._pending.popleft()
+                continue
+            n = len(item.rows[i])
+            if batch and (len(batch) + 1) * max(longest, n) > self._budget:
+                break
+            batch.append(self._pending.popleft())
+            longest = max(longest, n)
+        return batch
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._wait_s:
+                await asyncio.sleep(self._wait_s)
+            batch = self._take()
+            if not batch:
+                continue
+            ids, lengths = self._pad_rows([item.rows[i] for item, i in batch])
+            started = time.perf_counter()
+            try:
+                states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)
+            except Exception as e:  # noqa: BLE001 - handed to every waiting request
+                for item, _ in batch:
+                    if not item.future.done():
+                        item.future.set_exception(e)
+                continue
+            self._deliver(batch, states, final, started, time.perf_counter() - started)
+
+    def _pad_rows(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        ids = np.full((len(rows), int(lengths.max())), self._pad, dtype=np.int64)
+        for j, r in enumerate(rows):
+            ids[j, : len(r)] = r
+        return ids, lengths
+
+    @staticmethod
+    def _deliver(
+        batch: list, states: np.ndarray, final: np.ndarray, started: float, took: float
+    ) -> None:
+        seen: set[int] = set()
+        for j, (item, i) in enumerate(batch):
+            if item.future.done():
+                continue
+            if id(item) not in seen:  # a request split over runs pays each run once
+                seen.add(id(item))
+                item.inference_s += took
+                item.started = item.started or started
+            item.states[i] = states[j, : len(item.rows[i])]
+            item.final[i] = final[j]
+            item.done_rows += 1
+            if item.done_rows == len(item.rows):
+                item.future.set_result(
+                    Batched(item.states, item.final, item.started - item.enqueued, item.inference_s)
+                )

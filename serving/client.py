@@ -1,0 +1,128 @@
+"""A small Python client for encoder.v1: numpy arrays out, gRPC status errors unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving._proto.encoder.v1 import encoder_pb2 as pb
+from serving._proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+
+POOLING = {"last": pb.POOLING_LAST, "mean": pb.POOLING_MEAN, "max": pb.POOLING_MAX}
+TRUNCATION = {
+    "none": pb.TRUNCATION_NONE,
+    "first": pb.TRUNCATION_KEEP_FIRST,
+    "last": pb.TRUNCATION_KEEP_LAST,
+}
+
+
+def to_numpy(t: pb.Tensor) -> np.ndarray:
+    """A Tensor message as a float32 array of its shape."""
+    return np.frombuffer(t.data, dtype="<f4").reshape(tuple(t.shape))
+
+
+@dataclass
+class Encoded:
+    tokens: list[str]
+    ids: np.ndarray  # int64 [n]
+    vector: np.ndarray  # float32 [F]
+    token_vectors: np.ndarray | None  # float32 [n, F]
+    truncated: bool
+
+
+def from_response(r: pb.EncodeResponse) -> list[Encoded]:
+    return [
+        Encoded(
+            list(e.tokens),
+            np.array(e.ids, dtype=np.int64),
+            to_numpy(e.sentence_vector),
+            to_numpy(e.token_vectors) if e.HasField("token_vectors") else None,
+            e.truncated,
+        )
+        for e in r.encodings
+    ]
+
+
+def encode_request(
+    texts: Sequence[str],
+    pooling: str = "last",
+    normalize: bool = False,
+    truncation: str = "none",
+    max_tokens: int = 0,
+    token_vectors: bool = False,
+    request_id: str = "",
+) -> pb.EncodeRequest:
+    return pb.EncodeRequest(
+        texts=list(texts),
+        pooling=POOLING[pooling],
+        normalize=normalize,
+        truncation=TRUNCATION[truncation],
+        max_tokens=max_tokens,
+        return_token_vectors=token_vectors,
+        request_id=request_id,
+    )
+
+
+class EncoderClient:
+    """``with EncoderClient("127.0.0.1:50051") as c: c.encode(["北京冬奥"])[0].vector``."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        timeout: float = 30.0,
+        max_message_bytes: int = 64 << 20,
+    ) -> None:
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
+        self.stub = pb_grpc.EncoderStub(self.channel)
+        self.timeout = timeout
+
+    def __enter__(self) -> EncoderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def encode(self, texts: Sequence[str], **options: object) -> list[Encoded]:
+        """Options: pooling ("last"|"mean"|"max"), normalize, truncation ("none"|"first"|
+        "last"), max_tokens, token_vectors."""
+        return from_response(self.encode_raw(texts, **options))
+
+    def encode_raw(self, texts: Sequence[str], **options: object) -> pb.EncodeResponse:
+        return self.stub.Encode(encode_request(texts, **options), timeout=self.timeout)
+
+    def encode_stream(self, requests: Iterable[pb.EncodeRequest]) -> Iterator[pb.EncodeResponse]:
+        return self.stub.EncodeStream(iter(requests), timeout=self.timeout)
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+        r = self.stub.Tokenize(pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout)
+        return [(list(t.tokens), np.array(t.ids, dtype=np.int64)) for t in r.texts]
+
+    def info(self) -> dict:
+        r = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        d = MessageToDict(
+            r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        for key in ("pad_id", "unk_id"):  # proto3 JSON writes 64-bit integers as strings
+            d[key] = int(d[key])
+        d["limits"]["max_message_bytes"] = int(d["limits"]["max_message_bytes"])
+        return d
+
+    def health(self, service: str = "") -> str:
+        """SERVING, NOT_SERVING or SERVICE_UNKNOWN (raises grpc.RpcError if unreachable)."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)

@@ -1,0 +1,118 @@
+"""`encoder-client`: encode, tokenize, info and health from a terminal or a script (JSON out)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from serving.client import POOLING, TRUNCATION, EncoderClient
+
+
+def _texts(a: argparse.Namespace) -> list[str]:
+    if a.texts:
+        return a.texts
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def _emit(obj: object) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def cmd_encode(c: EncoderClient, a: argparse.Namespace) -> int:
+    texts = _texts(a)
+    for start in range(0, len(texts), a.batch):
+        chunk = texts[start : start + a.batch]
+        for text, e in zip(
+            chunk,
+            c.encode(
+                chunk,
+                pooling=a.pooling,
+                normalize=a.normalize,
+                truncation=a.truncation,
+                max_tokens=a.max_tokens,
+                token_vectors=a.token_vectors,
+            ),
+        ):
+            out = {
+                "text": text,
+                "tokens": e.tokens,
+                "ids": e.ids.tolist(),
+                "vector": [round(float(x), a.digits) for x in e.vector],
+            }
+            if e.truncated:
+                out["truncated"] = True
+            if e.token_vectors is not None:
+                out["token_vectors"] = [
+                    [round(float(x), a.digits) for x in row] for row in e.token_vectors
+                ]
+            _emit(out)
+    return 0
+
+
+def cmd_tokenize(c: EncoderClient, a: argparse.Namespace) -> int:
+    texts = _texts(a)
+    for text, (tokens, ids) in zip(texts, c.tokenize(texts)):
+        _emit({"text": text, "tokens": tokens, "ids": ids.tolist()})
+    return 0
+
+
+def cmd_info(c: EncoderClient, a: argparse.Namespace) -> int:
+    _emit(c.info())
+    return 0
+
+
+def cmd_health(c: EncoderClient, a: argparse.Namespace) -> int:
+    status = c.health(a.service)
+    _emit({"service": a.service, "status": status})
+    return 0 if status == "SERVING" else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="encoder-client", description=__doc__)
+    ap.add_argument(
+        "--target",
+        default=os.environ.get("TARGET", "127.0.0.1:50051"),
+        help="server address [env TARGET; default 127.0.0.1:50051]",
+    )
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("encode", help="texts as arguments, or one per line on stdin; JSON lines")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--pooling", choices=POOLING, default="last")
+    p.add_argument("--normalize", action="store_true", help="L2-normalise sentence vectors")
+    p.add_argument("--truncation", choices=TRUNCATION, default="none")
+    p.add_argument("--max-tokens", type=int, default=0)
+    p.add_argument("--token-vectors", action="store_true", help="also print a vector per token")
+    p.add_argument("--batch", type=int, default=32, help="texts per request")
+    p.add_argument("--digits", type=int, default=6, help="decimals printed")
+    p.set_defaults(func=cmd_encode)
+    p = sub.add_parser("tokenize", help="segmentation and ids only")
+    p.add_argument("texts", nargs="*")
+    p.set_defaults(func=cmd_tokenize)
+    sub.add_parser("info", help="model and server information").set_defaults(func=cmd_info)
+    p = sub.add_parser("health", help="grpc.health.v1 status; exit 0 only when SERVING")
+    p.add_argument("--service", default="", help="service name ('' = the whole server)")
+    p.set_defaults(func=cmd_health)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        with EncoderClient(a.target, timeout=a.timeout) as c:
+            return a.func(c, a)
+    except grpc.RpcError as e:
+        print(f"encoder-client: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Server configuration: one frozen dataclass built once from flags, each with an env variable."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_texts_per_request: int = 256
+    max_chars_per_text: int = 20_000
+    max_tokens_per_text: int = 512
+    max_message_bytes: int = 16 << 20
+    max_queued_texts: int = 4096
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    bundle: Path
+    listen: str = "127.0.0.1:50051"
+    device: str = "cpu"
+    threads: int = 0  # 0: the CPUs this process may use
+    limits: Limits = Limits()
+    max_batch_tokens: int = 8192  # padded tokens (rows x longest) per onnxruntime run
+    batch_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches only what is queued
+    grace_period_s: float = 10.0
+    jieba_cache_dir: Path | None = None
+    log_level: str = "INFO"
+
+    @property
+    def intra_op_threads(self) -> int:
+        return self.threads or available_cpus()
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: affinity mask, capped by a cgroup v2 or v1 CPU quota."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
+
+
+def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    try:
+        v2 = root / "cpu.max"
+        if v2.is_file():
+            q, period = v2.read_text().split()[:2]
+            return None if q == "max" else int(q) / int(period)
+        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return q / period if q > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+# flag -> (type, help); the env variable is the flag's name in upper case with underscores.
+_FLAGS: dict[str, tuple[type, str]] = {
+    "bundle": (Path, "model bundle directory (required)"),
+    "listen": (str, "address to bind, host:port (port 0 picks a free one)"),
+    "device": (str, "cpu or cuda: the onnxruntime execution provider, no silent fallback"),
+    "threads": (int, "onnxruntime intra-op threads; 0 = the CPUs this process may use"),
+    "max_texts_per_request": (int, "texts in one request"),
+    "max_chars_per_text": (int, "characters in one text"),
+    "max_tokens_per_text": (int, "tokens in one text (truncation on request)"),
+    "max_message_bytes": (int, "largest request or response message"),
+    "max_queued_texts": (int, "texts waiting for the model before RESOURCE_EXHAUSTED"),
+    "max_batch_tokens": (int, "padded tokens per onnxruntime run"),
+    "batch_wait_ms": (float, "extra wait to fill a batch (0: no added latency)"),
+    "grace_period_s": (float, "on SIGTERM/SIGINT, time to finish accepted requests"),
+    "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
+    "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
+}
+
+
+def env_name(flag: str) -> str:
+    return flag.upper()
+
+
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    defaults = {f.name: f.default for f in fields(ServerConfig)}
+    defaults.update({f.name: f.default for f in fields(Limits)})
+    ap = argparse.ArgumentParser(
+        prog="encoder-serve",
+        description="Serve a model bundle over gRPC (encoder.v1).",
+        epilog="Every flag can also be set by the environment variable of the same name in upper "
+        "case, e.g. MAX_TOKENS_PER_TEXT=256; a flag given on the command line wins.",
+    )
+    for name, (typ, help_) in _FLAGS.items():
+        default = env.get(env_name(name), defaults[name])
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=typ,
+            default=default,
+            help=f"{help_} [env {env_name(name)}; default {defaults[name]}]",
+        )
+    return ap
+
+
+def from_args(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> ServerConfig:
+    env = os.environ if env is None else env
+    ap = parser(env)
+    a = vars(ap.parse_args(argv))
+    if a["bundle"] in (None, ""):
+        ap.error("--bundle (or BUNDLE) is required")
+    try:
+        limit_names = {f.name for f in fields(Limits)}
+        limits = Limits(**{k: int(a.pop(k)) for k in list(a) if k in limit_names})
+        cfg = ServerConfig(limits=limits, **{k: _typed(k, v) for k, v in a.items()})
+    except (TypeError, ValueError) as e:
+        ap.error(str(e))
+    validate(cfg, ap)
+    return cfg
+
+
+def _typed(name: str, value: object) -> object:
+    typ = _FLAGS[name][0]
+    return None if value is None else typ(value)
+
+
+def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
+    if cfg.device not in ("cpu", "cuda"):
+        ap.error(f"--device must be cpu or cuda, got {cfg.device!r}")
+    for f in fields(Limits):
+        if getattr(cfg.limits, f.name) < 1:
+            ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
+    if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:
+        ap.error("--threads, --max-batch-tokens and --batch-wait-ms must not be negative")
+    if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        ap.error(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")

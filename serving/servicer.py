@@ -1,0 +1,244 @@
+"""The gRPC boundary: request -> domain objects -> pipeline -> response, and the one error map."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from serving import errors
+from serving._proto.encoder.v1 import encoder_pb2 as pb
+from serving.pipeline import EncodeOptions, EncodeResult, Pipeline
+
+log = logging.getLogger("encoder")
+SERVICE = "encoder.v1.Encoder"
+VERSION = "0.1.0"
+
+# The one place where errors become status codes.
+_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.NotReady, grpc.StatusCode.UNAVAILABLE),
+]
+_POOLING = {
+    pb.POOLING_UNSPECIFIED: "last",
+    pb.POOLING_LAST: "last",
+    pb.POOLING_MEAN: "mean",
+    pb.POOLING_MAX: "max",
+}
+_TRUNCATION = {
+    pb.TRUNCATION_UNSPECIFIED: "none",
+    pb.TRUNCATION_NONE: "none",
+    pb.TRUNCATION_KEEP_FIRST: "first",
+    pb.TRUNCATION_KEEP_LAST: "last",
+}
+MAX_STREAM_IN_FLIGHT = 64
+
+
+class Malformed:
+    """Stands in for a request protobuf could not parse (e.g. a text that is not UTF-8)."""
+
+    def __init__(self, message_type: str, error: Exception) -> None:
+        self.reason = f"request is not a valid {message_type}: {error}"
+
+
+def lenient(message_class: type) -> Callable[[bytes], object]:
+    """A deserializer that lets the handler answer INVALID_ARGUMENT instead of gRPC's INTERNAL."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> object:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as e:
+            return Malformed(name, e)
+
+    return parse
+
+
+def status_of(e: Exception) -> tuple[grpc.StatusCode, str]:
+    for cls, code in _STATUS:
+        if isinstance(e, cls):
+            return code, str(e)
+    log.exception("unexpected error while handling a request")
+    return grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
+
+
+def _check(request: object) -> None:
+    if isinstance(request, Malformed):
+        raise errors.InvalidInput(request.reason)
+
+
+def unary(handler: Callable) -> Callable:
+    @functools.wraps(handler)
+    async def wrapped(self: EncoderServicer, request: object, context: grpc.aio.ServicerContext):
+        try:
+            _check(request)
+            return await handler(self, request, context)
+        except Exception as e:  # noqa: BLE001 - mapped to a status, unknown ones logged
+            code, message = status_of(e)
+        await context.abort(code, message)
+
+    return wrapped
+
+
+def to_tensor(a: np.ndarray) -> pb.Tensor:
+    return pb.Tensor(shape=a.shape, data=np.ascontiguousarray(a, dtype="<f4").tobytes())
+
+
+def options_of(r: pb.EncodeRequest) -> EncodeOptions:
+    if r.pooling not in _POOLING:
+        raise errors.InvalidInput(f"pooling: unknown value {r.pooling}")
+    if r.truncation not in _TRUNCATION:
+        raise errors.InvalidInput(f"truncation: unknown value {r.truncation}")
+    return EncodeOptions(
+        _POOLING[r.pooling],
+        r.normalize,
+        _TRUNCATION[r.truncation],
+        r.max_tokens,
+        r.return_token_vectors,
+    )
+
+
+def response_of(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:
+    encs = [
+        pb.Encoding(
+            tokens=e.tokens,
+            ids=e.ids.tolist(),
+            sentence_vector=to_tensor(e.vector),
+            token_vectors=to_tensor(e.token_vectors) if e.token_vectors is not None else None,
+            truncated=e.truncated,
+            original_token_count=e.original_token_count,
+        )
+        for e in res.encodings
+    ]
+    us = 1e6
+    timing = pb.Timing(
+        tokenize_us=int(res.tokenize_s * us),
+        queue_us=int(res.queue_s * us),
+        inference_us=int(res.inference_s * us),
+        total_us=int((time.perf_counter() - arrived) * us),
+    )
+    return pb.EncodeResponse(encodings=encs, timing=timing, request_id=request_id)
+
+
+class EncoderServicer:
+    """encoder.v1.Encoder on top of a Pipeline, which ``server`` installs once it is self-tested."""
+
+    def __init__(self, limits_info: pb.Limits) -> None:
+        self.pipeline: Pipeline | None = None
+        self.draining = False
+        self._limits = limits_info
+        self.provider = ""
+
+    def ready(self) -> Pipeline:
+        if self.draining:
+            raise errors.NotReady("server is shutting down; retry on another replica")
+        if self.pipeline is None:
+            raise errors.NotReady("model is loading; retry shortly")
+        return self.pipeline
+
+    async def _encode(self, r: pb.EncodeRequest) -> pb.EncodeResponse:
+        arrived = time.perf_counter()
+        _check(r)
+        p = self.ready()
+        result = await p.encode(list(r.texts), options_of(r))
+        return response_of(result, r.request_id, arrived)
+
+    @unary
+    async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        return await self._encode(r)
+
+    async def EncodeStream(
+        self,
+        requests: AsyncIterator,
+        context: grpc.aio.ServicerContext,  # noqa: N802
+    ) -> AsyncIterator[pb.EncodeResponse]:
+        """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT); responses keep their order."""
+        window: asyncio.Queue = asyncio.Queue(MAX_STREAM_IN_FLIGHT)
+
+        async def read() -> None:
+            async for r in requests:
+                await window.put(asyncio.ensure_future(self._encode(r)))
+            await window.put(None)
+
+        reader = asyncio.ensure_future(read())
+        n = 0
+        try:
+            while (task := await window.get()) is not None:
+                try:
+                    yield await task
+                except Exception as e:  # noqa: BLE001
+                    code, message = status_of(e)
+                    await context.abort(code, f"request #{n}: {message}")
+                n += 1
+            await reader
+        finally:
+            reader.cancel()
+            while not window.empty():
+                if (t := window.get_nowait()) is not None:
+                    t.cancel()
+
+    @unary
+    async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        out = self.ready().tokenize(list(r.texts))
+        return pb.TokenizeResponse(
+            texts=[
+                pb.TokenizedText(tokens=t.tokens, ids=t.ids.tolist(), unknown_count=t.unknown)
+                for t in out
+            ]
+        )
+
+    @unary
+    async def GetModelInfo(self, r: pb.GetModelInfoRequest, context):  # noqa: N802
+        p = self.ready()
+        b, m, tok = p.bundle, p.bundle.model, p.bundle.tokenizer
+        return pb.ModelInfo(
+            cell=m.cell,
+            embedding_dim=m.embedding_dim,
+            hidden_size=m.hidden_size,
+            num_layers=m.num_layers,
+            bidirectional=m.directions == 2,
+            output_dim=m.output_dim,
+            vocab_size=len(b.vocab),
+            pad_id=b.vocab.pad_id,
+            unk_id=b.vocab.unk_id,
+            tokenizer=pb.TokenizerInfo(
+                name="jieba",
+                version=b.manifest["tokenizer"]["jieba_version"],
+                hmm=tok.hmm,
+                whitespace=tok.whitespace,
+                user_dictionary=bool(tok.user_dict),
+            ),
+            bundle_sha256=b.file_hashes,
+            execution_provider=p.session.provider,
+            intra_op_threads=p.session.threads,
+            limits=self._limits,
+            golden_max_abs_err=p.golden_err,
+            server_version=VERSION,
+        )
+
+
+def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
+    """Like the generated add_EncoderServicer_to_server, with lenient request parsing."""
+    ser = lambda m: m.SerializeToString()  # noqa: E731
+    handlers = {
+        "Encode": grpc.unary_unary_rpc_method_handler(
+            servicer.Encode, lenient(pb.EncodeRequest), ser
+        ),
+        "EncodeStream": grpc.stream_stream_rpc_method_handler(
+            servicer.EncodeStream, lenient(pb.EncodeRequest), ser
+        ),
+        "Tokenize": grpc.unary_unary_rpc_method_handler(
+            servicer.Tokenize, lenient(pb.TokenizeRequest), ser
+        ),
+        "GetModelInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetModelInfo, lenient(pb.GetModelInfoRequest), ser
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

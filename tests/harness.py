@@ -1,0 +1,135 @@
+"""Real servers for tests: in process (a thread with its own event loop) or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving.config import Limits, ServerConfig
+from serving.server import App, build_server
+
+ROOT = Path(__file__).resolve().parent.parent
+# Makes `import torch` fail in the child: serving must never need it.
+NO_TORCH = (
+    "import sys; sys.modules['torch'] = None; "
+    "from serving.server import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+class InProcessServer:
+    """build_server() on 127.0.0.1:0 in a background event loop; load() runs the self-test."""
+
+    def __init__(self, bundle: Path, jieba_cache: Path, **overrides: object) -> None:
+        limits = overrides.pop("limits", Limits())
+        self.cfg = replace(
+            ServerConfig(
+                bundle=bundle,
+                listen="127.0.0.1:0",
+                threads=1,
+                jieba_cache_dir=jieba_cache,
+                grace_period_s=5.0,
+            ),
+            limits=limits,
+            **overrides,
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.app: App = self.call(build_server(self.cfg))
+        self.call(self.app.server.start())
+        self.port = self.app.port
+        self.target = f"127.0.0.1:{self.port}"
+
+    def call(self, coro: object, timeout: float = 120) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def load(self) -> InProcessServer:
+        self.call(self.app.load())
+        return self
+
+    def stop(self) -> None:
+        self.call(self.app.drain(grace=1.0))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def health(target: str, service: str = "", timeout: float = 5) -> str:
+    with grpc.insecure_channel(target) as ch:
+        r = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+
+
+def wait_health(target: str, want: str, timeout: float = 60) -> float:
+    """Seconds until the health check says ``want``; raises TimeoutError otherwise."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if health(target, timeout=1) == want:
+                return time.monotonic() - t0
+        except grpc.RpcError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{target} not {want} after {timeout}s")
+
+
+class ServerProcess:
+    """encoder-serve in a child process where importing torch fails; stderr collected."""
+
+    def __init__(self, *args: str, env: dict | None = None, no_torch: bool = True) -> None:
+        cmd = (
+            [sys.executable, "-c", NO_TORCH]
+            if no_torch
+            else [sys.executable, "-m", "serving.server"]
+        )
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [*cmd, *args],
+            cwd=ROOT,
+            env=full_env,
+            text=True,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def port(self, timeout: float = 60) -> int:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if m := re.search(r"listening on [\d.]+:(\d+)", self.log):
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log}")
+            time.sleep(0.01)
+        raise TimeoutError(f"no listening line after {timeout}s:\n{self.log}")
+
+    def wait(self, timeout: float = 60) -> int:
+        rc = self.proc.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
