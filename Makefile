@@ -30,9 +30,9 @@ $(BUNDLE)/bundle.json: | $(STAMP)
 model: $(STAMP)
 	$(BIN)/encoder-export build --out $(BUNDLE)
 
+# Flags after ARGS=..., or environment variables of the same names (see encoder-serve --help).
 serve: $(STAMP) $(BUNDLE)/bundle.json
-	@if [ -x $(BIN)/encoder-serve ]; then exec $(BIN)/encoder-serve --bundle $(BUNDLE); \
-	else echo "serving is not implemented yet; the bundle is in $(BUNDLE)"; exit 2; fi
+	exec $(BIN)/encoder-serve --bundle $(BUNDLE) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -44,6 +44,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+proto: $(STAMP)
+	$(BIN)/python protos/generate.py
 
 clean:
 	rm -rf $(VENV) bundles build .pytest_cache .ruff_cache

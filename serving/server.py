@@ -55,7 +55,7 @@ class App:
     async def drain(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new RPCs, finish accepted ones within the grace period."""
         self.servicer.draining = True
-        await self.set_health(NOT_SERVING)
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
         await self.server.stop(self.cfg.grace_period_s if grace is None else grace)
         if self.servicer.pipeline and self.servicer.pipeline.batcher:
             await self.servicer.pipeline.batcher.close()

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from serving.config import _cgroup_quota, available_cpus, from_args
+
+
+def test_defaults_and_flags() -> None:
+    cfg = from_args(["--bundle", "b"], env={})
+    assert cfg.listen == "127.0.0.1:50051" and cfg.device == "cpu"
+    assert cfg.limits.max_tokens_per_text == 512 and cfg.intra_op_threads == available_cpus()
+    cfg = from_args(["--bundle", "b", "--max-tokens-per-text", "64", "--threads", "3"], env={})
+    assert cfg.limits.max_tokens_per_text == 64 and cfg.intra_op_threads == 3
+
+
+def test_every_flag_has_an_env_variable_and_flags_win() -> None:
+    env = {
+        "BUNDLE": "/b",
+        "LISTEN": "0.0.0.0:9",
+        "MAX_TEXTS_PER_REQUEST": "5",
+        "BATCH_WAIT_MS": "2.5",
+        "JIEBA_CACHE_DIR": "/tmp/j",
+        "GRACE_PERIOD_S": "3",
+    }
+    cfg = from_args([], env=env)
+    assert (str(cfg.bundle), cfg.listen, cfg.limits.max_texts_per_request) == ("/b", "0.0.0.0:9", 5)
+    assert cfg.batch_wait_ms == 2.5 and cfg.grace_period_s == 3.0
+    assert cfg.jieba_cache_dir == Path("/tmp/j")
+    assert from_args(["--listen", "[::]:1"], env=env).listen == "[::]:1"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--bundle", "b", "--device", "tpu"],
+        ["--bundle", "b", "--max-texts-per-request", "0"],
+        ["--bundle", "b", "--threads", "x"],
+    ],
+)
+def test_bad_configuration_is_refused(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        from_args(argv, env={})
+    assert e.value.code == 2 and "encoder-serve: error" in capsys.readouterr().err
+
+
+def test_cgroup_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert _cgroup_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert _cgroup_quota(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert _cgroup_quota(v1) == 3.0
+    assert _cgroup_quota(tmp_path / "none") is None
