@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,dev]'
+	$(BIN)/python -m pip install -q -e '.[export,dev,bench]'
 	touch $(STAMP)
 
 $(BUNDLE)/bundle.json: | $(STAMP)
@@ -47,6 +47,12 @@ format: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) bundles build .pytest_cache .ruff_cache

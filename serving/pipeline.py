@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from serving.session import EncoderSession
 from serving.tokenizer import Tokenizer
 
 log = logging.getLogger("encoder")
+Backend = Callable[[Bundle, str, int], EncoderSession]
 TRUNCATIONS = ("none", "first", "last")
 
 
@@ -79,12 +81,16 @@ class Pipeline:
         self.batcher: Batcher | None = None
 
     @classmethod
-    def load(cls, cfg: ServerConfig) -> Pipeline:
-        """Check the bundle, open the session and run the golden samples (blocking)."""
+    def load(cls, cfg: ServerConfig, backend: Backend = EncoderSession) -> Pipeline:
+        """Check the bundle, open the session and run the golden samples (blocking).
+
+        ``backend`` builds the session from (bundle, device, threads); only the benchmark's
+        eager-PyTorch baseline passes another one.
+        """
         t0 = time.perf_counter()
         bundle = load_bundle(Path(cfg.bundle))
         tokenizer = Tokenizer(bundle.tokenizer, bundle.user_dict_path, cfg.jieba_cache_dir)
-        session = EncoderSession(bundle, cfg.device, cfg.intra_op_threads)
+        session = backend(bundle, cfg.device, cfg.intra_op_threads)
         err = run_golden(bundle, tokenizer, session)
         log.info(
             "bundle %s loaded and self-tested in %.2fs: %d golden samples, max abs err %.2e "

@@ -17,8 +17,9 @@ from serving import config as config_mod
 from serving._proto.encoder.v1 import encoder_pb2 as pb
 from serving.config import ServerConfig
 from serving.errors import EncoderError
-from serving.pipeline import Pipeline
+from serving.pipeline import Backend, Pipeline
 from serving.servicer import SERVICE, EncoderServicer, add_to_server
+from serving.session import EncoderSession
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -35,9 +36,10 @@ class App:
         port: int,
         servicer: EncoderServicer,
         health_servicer: health.aio.HealthServicer,
+        backend: Backend = EncoderSession,
     ) -> None:
         self.cfg, self.server, self.port = cfg, server, port
-        self.servicer, self.health = servicer, health_servicer
+        self.servicer, self.health, self.backend = servicer, health_servicer, backend
 
     async def set_health(self, status: int) -> None:
         for name in ("", SERVICE):
@@ -46,7 +48,7 @@ class App:
     async def load(self) -> Pipeline:
         """Load and self-test the bundle off the event loop (health keeps answering NOT_SERVING)."""
         loop = asyncio.get_running_loop()
-        pipeline = await loop.run_in_executor(None, Pipeline.load, self.cfg)
+        pipeline = await loop.run_in_executor(None, Pipeline.load, self.cfg, self.backend)
         pipeline.start_batcher(self.cfg)
         self.servicer.pipeline = pipeline
         await self.set_health(SERVING)
@@ -72,7 +74,7 @@ def limits_info(cfg: ServerConfig) -> pb.Limits:
     )
 
 
-async def build_server(cfg: ServerConfig) -> App:
+async def build_server(cfg: ServerConfig, backend: Backend = EncoderSession) -> App:
     """A started-able server bound to cfg.listen (port 0: a free one), health NOT_SERVING."""
     size = cfg.limits.max_message_bytes
     server = grpc.aio.server(
@@ -90,14 +92,14 @@ async def build_server(cfg: ServerConfig) -> App:
         (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(cfg.listen)
-    app = App(cfg, server, port, servicer, health_servicer)
+    app = App(cfg, server, port, servicer, health_servicer, backend)
     await app.set_health(NOT_SERVING)
     return app
 
 
-async def serve(cfg: ServerConfig) -> int:
+async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
     t0 = time.perf_counter()
-    app = await build_server(cfg)
+    app = await build_server(cfg, backend)
     await app.server.start()
     host = cfg.listen.rsplit(":", 1)[0]
     log.info(
@@ -132,7 +134,7 @@ async def serve(cfg: ServerConfig) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, backend: Backend = EncoderSession) -> int:
     cfg = config_mod.from_args(argv)
     logging.basicConfig(
         level=cfg.log_level.upper(),
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, backend))
     except EncoderError as e:  # e.g. --device cuda without the CUDA provider
         log.error("refusing to serve: %s", e)
         return 2

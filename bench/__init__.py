@@ -1,0 +1,1 @@
+"""`make bench`: the service against baselines measured in the same run."""

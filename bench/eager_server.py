@@ -1,0 +1,35 @@
+"""Baseline 4: eager PyTorch of the same checkpoint behind the same gRPC server (bench only)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from export import checkpoint as ckpt_io
+from serving.bundle import Bundle
+from serving.server import main
+
+
+class EagerSession:
+    """Quacks like serving.session.EncoderSession, running the torch module instead."""
+
+    provider = "torch-eager"
+
+    def __init__(self, checkpoint: str, bundle: Bundle, device: str, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.model = ckpt_io.load(checkpoint).model.to(device).eval()
+        self.device, self.threads = device, threads
+        self.output_dim = bundle.model.output_dim
+
+    def run(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            s, f = self.model(torch.from_numpy(ids).to(self.device), torch.from_numpy(lengths))
+        return s.cpu().numpy(), f.cpu().numpy()
+
+
+if __name__ == "__main__":
+    # usage: python -m bench.eager_server CHECKPOINT [encoder-serve flags]
+    ckpt = sys.argv[1]
+    sys.exit(main(sys.argv[2:], backend=lambda b, d, t: EagerSession(ckpt, b, d, t)))

@@ -1,0 +1,105 @@
+"""A load generator process: N concurrent callers on loopback, bounded by count and time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving._proto.encoder.v1 import encoder_pb2 as pb
+from serving._proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+
+TEXTS = Path(__file__).parent / "texts_zh.txt"
+
+
+def load_texts() -> list[str]:
+    return [x for x in TEXTS.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+class Load:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.texts = load_texts()
+        self.latencies: list[float] = []
+        self.n_texts = self.n_tokens = self.errors = 0
+        self.sent = 0
+        self.deadline = 0.0
+
+    def next_request(self) -> pb.EncodeRequest | None:
+        if self.sent >= self.a.max_requests or time.perf_counter() > self.deadline:
+            return None
+        k, n = self.sent * self.a.texts, len(self.texts)
+        self.sent += 1
+        return pb.EncodeRequest(texts=[self.texts[(k + i) % n] for i in range(self.a.texts)])
+
+    def record(self, t0: float, r: object) -> None:
+        self.latencies.append(time.perf_counter() - t0)
+        if isinstance(r, pb.EncodeResponse):
+            self.n_texts += len(r.encodings)
+            self.n_tokens += sum(len(e.ids) for e in r.encodings)
+
+    async def unary(self, ch: grpc.aio.Channel) -> None:
+        if self.a.mode == "empty":
+            call = health_pb2_grpc.HealthStub(ch).Check
+            req = health_pb2.HealthCheckRequest()
+            while self.next_request() is not None:
+                t0 = time.perf_counter()
+                self.record(t0, await call(req))
+            return
+        call = pb_grpc.EncoderStub(ch).Encode
+        while (req := self.next_request()) is not None:
+            t0 = time.perf_counter()
+            try:
+                self.record(t0, await call(req))
+            except grpc.aio.AioRpcError:
+                self.errors += 1
+
+    async def stream(self, ch: grpc.aio.Channel) -> None:
+        """One request in flight per stream, so latency is per request."""
+        call = pb_grpc.EncoderStub(ch).EncodeStream()
+        while (req := self.next_request()) is not None:
+            t0 = time.perf_counter()
+            await call.write(req)
+            self.record(t0, await call.read())
+        await call.done_writing()
+
+    async def run(self) -> dict:
+        a = self.a
+        async with grpc.aio.insecure_channel(a.target) as ch:
+            worker = self.stream if a.mode == "stream" else self.unary
+            self.deadline = time.perf_counter() + a.seconds
+            t0 = time.perf_counter()
+            await asyncio.gather(*[worker(ch) for _ in range(a.concurrency)])
+            wall = time.perf_counter() - t0
+        return {
+            "requests": len(self.latencies),
+            "texts": self.n_texts,
+            "tokens": self.n_tokens,
+            "errors": self.errors,
+            "seconds": wall,
+            "latencies": self.latencies,
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--mode", choices=("unary", "stream", "empty"), default="unary")
+    ap.add_argument("--texts", type=int, default=1, help="texts per request")
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--max-requests", type=int, default=200_000)
+    a = ap.parse_args()
+    warm = argparse.Namespace(**{**vars(a), "max_requests": 20})
+    asyncio.run(Load(warm).run())
+    json.dump(asyncio.run(Load(a).run()), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

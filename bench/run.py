@@ -1,0 +1,437 @@
+"""`make bench`: our server against baselines measured in the same run, reported as ratios.
+
+Baselines: (1) an empty RPC (grpc.health Check) on the same server stack; (2) the tokenizer alone;
+(3) tokenize + onnxruntime in process; (4) eager PyTorch of the same checkpoint behind the same
+gRPC server; (5) the graph alone, onnxruntime vs eager, for rnn, lstm and gru.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from bench.loadgen import load_texts
+from export import checkpoint as ckpt_io
+from export.bundle_writer import write_bundle
+from export.checkpoint import Checkpoint
+from export.cli import DEFAULT_CORPUS
+from export.model import ModelConfig, init_model
+from serving.bundle import load_bundle
+from serving.config import available_cpus
+from serving.session import EncoderSession
+from serving.tokenizer import Tokenizer
+from serving.vocab import Vocab
+from tests.harness import wait_health
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "results"
+CACHE = OUT / "jieba-cache"
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def build_model(cell: str, tok: Tokenizer) -> tuple[Path, Path]:
+    d = OUT / f"model-{cell}"
+    bundle, ckpt_path = d / "bundle", d / "checkpoint.pt"
+    if not (bundle / "bundle.json").exists() or not ckpt_path.exists():
+        lines = DEFAULT_CORPUS.read_text(encoding="utf-8").splitlines()
+        vocab = Vocab.build(tok.tokenize(x) for x in lines)
+        ckpt = Checkpoint(
+            init_model(ModelConfig(vocab_size=len(vocab), cell=cell), 0), vocab, tok.config
+        )
+        d.mkdir(parents=True, exist_ok=True)
+        ckpt_io.save(ckpt, ckpt_path)
+        write_bundle(ckpt, bundle, CACHE)
+    return bundle, ckpt_path
+
+
+def timeit(f, seconds: float, min_runs: int = 5) -> float:
+    """Mean seconds per call over at least ``seconds`` of calls."""
+    f()
+    n, t0 = 0, time.perf_counter()
+    while n < min_runs or time.perf_counter() - t0 < seconds:
+        f()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+# --- in-process baselines ---------------------------------------------------------------------
+
+
+def tokenizer_alone(tok: Tokenizer, texts: list[str], seconds: float) -> dict:
+    n_tokens = sum(len(tok.tokenize(t)) for t in texts)
+    per_pass = timeit(lambda: [tok.tokenize(t) for t in texts], seconds, 1)
+    return {"texts_per_s": len(texts) / per_pass, "tokens_per_s": n_tokens / per_pass}
+
+
+def pipeline_in_process(
+    bundle_dir: Path, tok: Tokenizer, texts: list[str], batch: int, threads: int, seconds: float
+) -> dict:
+    bundle = load_bundle(bundle_dir)
+    session = EncoderSession(bundle, threads=threads)
+    chunks = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
+
+    def one_pass() -> None:
+        for chunk in chunks:
+            ids = [bundle.vocab.encode(tok.tokenize(t)) for t in chunk]
+            lengths = np.array([len(x) for x in ids], dtype=np.int64)
+            padded = np.zeros((len(ids), lengths.max()), dtype=np.int64)
+            for j, x in enumerate(ids):
+                padded[j, : len(x)] = x
+            session.run(padded, lengths)
+
+    per_pass = timeit(one_pass, seconds, 1)
+    return {"texts_per_s": len(chunks) * batch / per_pass}
+
+
+def graph_only(cells: list[str], threads: int, seconds: float, tok: Tokenizer) -> list[dict]:
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    for cell in cells:
+        bundle_dir, ckpt_path = build_model(cell, tok)
+        model = ckpt_io.load(ckpt_path).model
+        session = EncoderSession(load_bundle(bundle_dir), threads=threads)
+        for b, s in ((1, 20), (32, 50)):
+            ids = rng.integers(0, model.config.vocab_size, (b, s))
+            lengths = rng.integers(max(1, s // 2), s + 1, b)
+            lengths[0] = s
+            ti, tl = torch.from_numpy(ids), torch.from_numpy(lengths)
+            with torch.inference_mode():
+                eager = timeit(partial(model, ti, tl), seconds)
+            ours = timeit(partial(session.run, ids, lengths), seconds)
+            rows.append(
+                {
+                    "cell": cell,
+                    "shape": f"{b}x{s}",
+                    "ort_ms": ours * 1e3,
+                    "eager_ms": eager * 1e3,
+                    "ratio": ours / eager,
+                }
+            )
+            log(f"graph {cell} {b}x{s}: ort {ours * 1e3:.2f} ms, eager {eager * 1e3:.2f} ms")
+    return rows
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, name: str, cmd: list[str], threads: int) -> None:
+        self.name = name
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "LISTEN": "127.0.0.1:0",
+            "THREADS": str(threads),
+            "JIEBA_CACHE_DIR": str(CACHE),
+            "LOG_LEVEL": "INFO",
+        }
+        self.err = open(OUT / f"{name}.log", "w")  # noqa: SIM115
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        for line in self.proc.stderr:
+            self.err.write(line)
+            if m := re.search(r"listening on [\d.]+:(\d+)", line):
+                self.target = f"127.0.0.1:{m.group(1)}"
+                break
+        else:
+            raise RuntimeError(f"{name} did not start; see {self.err.name}")
+        threading.Thread(target=self.err.writelines, args=(self.proc.stderr,), daemon=True).start()
+        wait_health(self.target, "SERVING", timeout=120)
+        self.start_to_serving_s = time.perf_counter() - t0
+        self.rss_idle_mb = self.rss_mb()
+
+    def rss_mb(self, key: str = "VmRSS") -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(rf"{key}:\s+(\d+)", status).group(1)) / 1024
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.err.close()
+
+
+def load(target: str, mode: str, texts: int, concurrency: int, seconds: float) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--target",
+        target,
+        "--mode",
+        mode,
+        "--texts",
+        str(texts),
+        "--concurrency",
+        str(concurrency),
+        "--seconds",
+        str(seconds),
+    ]
+    r = json.loads(
+        subprocess.run(
+            cmd, cwd=ROOT, check=True, capture_output=True, text=True, timeout=seconds + 120
+        ).stdout
+    )
+    lat = np.array(r.pop("latencies")) * 1e3
+    wall = r["seconds"]
+    return {
+        **r,
+        "mode": mode,
+        "texts_per_request": texts,
+        "concurrency": concurrency,
+        "requests_per_s": r["requests"] / wall,
+        "texts_per_s": r["texts"] / wall,
+        "tokens_per_s": r["tokens"] / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
+
+
+def run_matrix(server: Server, matrix: list[tuple[str, int, int]], seconds: float) -> list[dict]:
+    rows = []
+    for mode, texts, conc in matrix:
+        r = load(server.target, mode, texts, conc, seconds)
+        r["server"] = server.name
+        rows.append(r)
+        log(
+            f"{server.name:6s} {mode:6s} {texts:2d} texts x{conc:2d}: "
+            f"{r['requests_per_s']:8.0f} req/s {r['texts_per_s']:8.0f} texts/s "
+            f"p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f} ms errors {r['errors']}"
+        )
+    server.rss_peak_mb = server.rss_mb("VmHWM")
+    return rows
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def pick(rows: list[dict], server: str, mode: str, texts: int, conc: int) -> dict | None:
+    return next(
+        (
+            r
+            for r in rows
+            if (r["server"], r["mode"], r["texts_per_request"], r["concurrency"])
+            == (server, mode, texts, conc)
+        ),
+        None,
+    )
+
+
+def targets(res: dict) -> list[dict]:
+    rows, out = res["server_runs"], []
+
+    def add(name: str, value: float | None, op: str, bound: float) -> None:
+        ok = None if value is None else (value <= bound if op == "<=" else value >= bound)
+        out.append({"target": name, "value": value, "bound": f"{op} {bound:g}", "met": ok})
+
+    for g in res["graph"]:
+        add(
+            f"graph {g['cell']} {g['shape']}: ort/eager time",
+            g["ratio"],
+            "<=",
+            0.6 if g["shape"] == "1x20" else 1.0,
+        )
+    one, empty = pick(rows, "ours", "unary", 1, 16), pick(rows, "empty", "empty", 0, 16)
+    add(
+        "1 text/req x16: ours / empty-RPC req/s",
+        one and empty and one["requests_per_s"] / empty["requests_per_s"],
+        ">=",
+        0.6,
+    )
+    b32 = pick(rows, "ours", "unary", 32, 16)
+    add(
+        "32 texts/req x16: ours / in-process pipeline texts/s",
+        b32 and b32["texts_per_s"] / res["baselines"]["pipeline_32"]["texts_per_s"],
+        ">=",
+        0.8,
+    )
+    for texts in (1, 32):
+        o, e = pick(rows, "ours", "unary", texts, 16), pick(rows, "eager", "unary", texts, 16)
+        add(
+            f"{texts} text(s)/req x16: ours / eager throughput",
+            o and e and o["texts_per_s"] / e["texts_per_s"],
+            ">=",
+            2.0,
+        )
+        add(
+            f"{texts} text(s)/req x16: ours / eager p99",
+            o and e and o["p99_ms"] / e["p99_ms"],
+            "<=",
+            0.5,
+        )
+    s = res["servers"]
+    add("RSS peak: ours / eager", s["ours"]["rss_peak_mb"] / s["eager"]["rss_peak_mb"], "<=", 0.4)
+    add("RSS peak: ours (MB)", s["ours"]["rss_peak_mb"], "<=", 150)
+    add("start-to-SERVING, warm cache: ours (s)", s["ours"]["start_to_serving_s"], "<=", 1.0)
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = [
+        "| server | mode | texts/req | conc | req/s | texts/s | tokens/s | p50 ms | p99 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in res["server_runs"]:
+        lines.append(
+            f"| {r['server']} | {r['mode']} | {r['texts_per_request']} | "
+            f"{r['concurrency']} | {r['requests_per_s']:.0f} | {r['texts_per_s']:.0f} | "
+            f"{r['tokens_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+        )
+    b = res["baselines"]
+    lines += [
+        "",
+        "| in-process baseline | texts/s |",
+        "| --- | ---: |",
+        f"| tokenizer alone ({b['tokenizer']['tokens_per_s']:.0f} tokens/s) | "
+        f"{b['tokenizer']['texts_per_s']:.0f} |",
+        f"| tokenize + onnxruntime, 1 text/run | {b['pipeline_1']['texts_per_s']:.0f} |",
+        f"| tokenize + onnxruntime, 32 texts/run | {b['pipeline_32']['texts_per_s']:.0f} |",
+        "",
+        "| graph | ort ms | eager ms | ort/eager |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {g['cell']} {g['shape']} | {g['ort_ms']:.3f} | {g['eager_ms']:.3f} | {g['ratio']:.2f} |"
+        for g in res["graph"]
+    ]
+    s = res["servers"]
+    lines += [
+        "",
+        "| server | start-to-SERVING s | RSS idle MB | RSS peak MB |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {k} | {v['start_to_serving_s']:.2f} | {v['rss_idle_mb']:.0f} | {v['rss_peak_mb']:.0f} |"
+        for k, v in s.items()
+    ]
+    lines += ["", "| target | value | bound | met |", "| --- | ---: | --- | --- |"]
+    lines += [
+        f"| {t['target']} | {'n/a' if t['value'] is None else format(t['value'], '.2f')} "
+        f"| {t['bound']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'NO')} |"
+        for t in res["targets"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in res["server_runs"] if r["server"] != "empty"]
+    keys = sorted({(r["mode"], r["texts_per_request"], r["concurrency"]) for r in runs})
+    labels = [f"{m}\n{t}x{c}" for m, t, c in keys]
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, len(keys) * 0.9), 8))
+    for ax, metric, title in (
+        (axes[0], "texts_per_s", "throughput (texts/s)"),
+        (axes[1], "p99_ms", "p99 latency (ms, lower is better)"),
+    ):
+        for k, (server, color) in enumerate((("ours", "tab:blue"), ("eager", "tab:orange"))):
+            vals = [(pick(runs, server, *key) or {}).get(metric, 0) for key in keys]
+            ax.bar(np.arange(len(keys)) + (k - 0.5) * 0.4, vals, 0.4, label=server, color=color)
+        if metric == "texts_per_s":
+            ax.axhline(
+                res["baselines"]["pipeline_32"]["texts_per_s"],
+                ls="--",
+                color="gray",
+                label="in-process pipeline, 32/run",
+            )
+        ax.set_xticks(np.arange(len(keys)), labels, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"zh-rnn-encoder vs eager PyTorch, same gRPC stack ({res['machine']['cpus']} CPUs)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (under a minute)")
+    ap.add_argument("--seconds", type=float, help="seconds per load run")
+    a = ap.parse_args()
+    seconds = a.seconds or (1.5 if a.quick else 4.0)
+    concs = (16,) if a.quick else (1, 16, 64)
+    modes = ("unary",) if a.quick else ("unary", "stream")
+    matrix = [(m, t, c) for m in modes for t in (1, 32) for c in concs]
+    OUT.mkdir(parents=True, exist_ok=True)
+    threads = available_cpus()
+    tok = Tokenizer(cache_dir=CACHE)
+    texts = load_texts()
+    bundle, ckpt = build_model("rnn", tok)
+    res: dict = {
+        "machine": {
+            "cpus": threads,
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "torch": torch.__version__,
+        },
+        "quick": a.quick,
+        "seconds_per_run": seconds,
+        "threads": threads,
+    }
+    log(f"in-process baselines ({threads} threads)")
+    res["baselines"] = {
+        "tokenizer": tokenizer_alone(tok, texts, seconds),
+        "pipeline_1": pipeline_in_process(bundle, tok, texts, 1, threads, seconds),
+        "pipeline_32": pipeline_in_process(bundle, tok, texts, 32, threads, seconds),
+    }
+    res["graph"] = graph_only(["rnn", "lstm", "gru"], 1, seconds / 4 if a.quick else 1.0, tok)
+    res["server_runs"], res["servers"] = [], {}
+    serve = [sys.executable, "-m", "serving.server", "--bundle", str(bundle)]
+    eager = [sys.executable, "-m", "bench.eager_server", str(ckpt), "--bundle", str(bundle)]
+    for name, cmd, mat in (
+        ("ours", serve, matrix),
+        ("eager", eager, [x for x in matrix if x[2] == 16 or not a.quick]),
+    ):
+        srv = Server(name, cmd, threads)
+        log(f"{name}: SERVING after {srv.start_to_serving_s:.2f}s, RSS {srv.rss_idle_mb:.0f} MB")
+        try:
+            if name == "ours":
+                res["server_runs"] += [
+                    {**load(srv.target, "empty", 0, c, seconds), "server": "empty"} for c in concs
+                ]
+            res["server_runs"] += run_matrix(srv, mat, seconds)
+        finally:
+            srv.stop()
+        res["servers"][name] = {
+            "start_to_serving_s": srv.start_to_serving_s,
+            "rss_idle_mb": srv.rss_idle_mb,
+            "rss_peak_mb": srv.rss_peak_mb,
+        }
+    res["targets"] = targets(res)
+    stem = "bench-quick" if a.quick else "bench"
+    (OUT / f"{stem}.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"{stem}.md").write_text(markdown(res))
+    chart(res, OUT / f"{stem}.png")
+    print(markdown(res))
+    log(f"wrote {OUT}/{stem}.json, .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
