@@ -115,12 +115,13 @@ async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
         await app.server.stop(0)
         return 2
     log.info(
-        "serving encoder.v1 on %s:%d bundle=%s provider=%s threads=%d ready_in=%.2fs",
+        "serving encoder.v1 on %s:%d bundle=%s provider=%s threads=%d tokenizer=%s ready_in=%.2fs",
         host,
         app.port,
         cfg.bundle,
         pipeline.session.provider,
         pipeline.session.threads,
+        pipeline.tokenizer.backend,
         time.perf_counter() - t0,
     )
     stop = asyncio.Event()

@@ -214,6 +214,7 @@ class EncoderServicer:
                 hmm=tok.hmm,
                 whitespace=tok.whitespace,
                 user_dictionary=bool(tok.user_dict),
+                backend=p.tokenizer.backend,
             ),
             bundle_sha256=b.file_hashes,
             execution_provider=p.session.provider,

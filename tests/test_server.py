@@ -125,6 +125,7 @@ def test_info_health_and_reflection(served) -> None:
     )
     assert info["bidirectional"] == c.bidirectional and info["num_layers"] == c.num_layers
     assert info["execution_provider"] == "CPUExecutionProvider"
+    assert info["tokenizer"]["backend"] == "rjieba"
     assert info["limits"]["max_tokens_per_text"] == 512
     assert set(info["bundle_sha256"]) >= {"model.onnx", "vocab.json"}
     assert info["golden_max_abs_err"] <= contract.PARITY_ATOL

@@ -9,8 +9,10 @@ from tests.conftest import TUTORIAL, TUTORIAL_TOKENS
 MIXED = "我 爱\t北京 COVID-19 example.com 3.14"
 
 
-def test_tutorial_sentence_gives_19_tokens(tokenizer: Tokenizer) -> None:
+def test_tutorial_sentence_gives_19_tokens(tokenizer: Tokenizer, jieba_cache: Path) -> None:
     assert tokenizer.tokenize(TUTORIAL) == TUTORIAL_TOKENS
+    reference = Tokenizer(cache_dir=jieba_cache, backend="jieba")
+    assert reference.backend == "jieba" and reference.tokenize(TUTORIAL) == TUTORIAL_TOKENS
 
 
 def test_mixed_scripts_as_jieba_lcut(tokenizer: Tokenizer) -> None:
@@ -59,7 +61,7 @@ def test_user_dictionary(tmp_path: Path, jieba_cache: Path, tokenizer: Tokenizer
 
 
 def test_cache_goes_where_configured(tmp_path: Path) -> None:
-    Tokenizer(cache_dir=tmp_path / "c")
+    Tokenizer(cache_dir=tmp_path / "c", backend="jieba")
     assert list((tmp_path / "c").glob("*.cache"))
 
 

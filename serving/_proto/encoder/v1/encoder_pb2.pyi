@@ -134,18 +134,20 @@ class Limits(_message.Message):
     def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_queued_texts: _Optional[int] = ...) -> None: ...
 
 class TokenizerInfo(_message.Message):
-    __slots__ = ("name", "version", "hmm", "whitespace", "user_dictionary")
+    __slots__ = ("name", "version", "hmm", "whitespace", "user_dictionary", "backend")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HMM_FIELD_NUMBER: _ClassVar[int]
     WHITESPACE_FIELD_NUMBER: _ClassVar[int]
     USER_DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     hmm: bool
     whitespace: str
     user_dictionary: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., hmm: _Optional[bool] = ..., whitespace: _Optional[str] = ..., user_dictionary: _Optional[bool] = ...) -> None: ...
+    backend: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., hmm: _Optional[bool] = ..., whitespace: _Optional[str] = ..., user_dictionary: _Optional[bool] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version")
