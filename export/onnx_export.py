@@ -12,7 +12,8 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from export.model import Encoder
+from export import scan_rnn
+from export.model import Encoder, ModelConfig
 from serving import contract
 
 OPSET = 17
@@ -82,17 +83,16 @@ def _recurrent_layer(
     return y, y_h
 
 
-def build_graph(model: Encoder, vocab_sha256: str) -> onnx.ModelProto:
-    """The whole graph, batch-major at its boundary, with dynamic batch and seq axes."""
+def native_layers(model: Encoder, nodes: list, inits: list) -> None:
+    """Append Gather and one native LSTM/GRU op per layer; writes STATES and FINAL."""
     c = model.config
     emb = model.embedding.weight.detach().cpu().numpy().astype(np.float32)
-    inits = [
+    inits += [
         numpy_helper.from_array(emb, "embedding"),
         _const("shape_bsf", [0, 0, -1]),
         _const("shape_bf", [0, -1]),
     ]
-    nodes = [
-        helper.make_node("Transpose", ["ids"], ["ids_t"], perm=[1, 0]),
+    nodes += [
         helper.make_node("Gather", ["embedding", "ids_t"], ["x0"], axis=0),
         helper.make_node("Cast", ["lengths"], ["lengths_i32"], to=TensorProto.INT32),
     ]
@@ -109,6 +109,28 @@ def build_graph(model: Encoder, vocab_sha256: str) -> onnx.ModelProto:
         helper.make_node("Transpose", [y_h], ["final_t"], perm=[1, 0, 2]),
         helper.make_node("Reshape", ["final_t", "shape_bf"], [contract.FINAL]),
     ]
+
+
+def expected_recurrent_ops(config: ModelConfig) -> dict[str, int]:
+    """The loop ops a correct export holds: none unrolled, one per layer (and direction)."""
+    if config.cell == "rnn":
+        return {"Scan": config.num_layers * config.directions}
+    return {_OP[config.cell]: config.num_layers}
+
+
+def build_graph(model: Encoder, vocab_sha256: str) -> onnx.ModelProto:
+    """The whole graph, batch-major at its boundary, with dynamic batch and seq axes.
+
+    The tanh RNN runs as Scans (export/scan_rnn.py: faster than onnxruntime's RNN kernel);
+    LSTM and GRU use the native ops, whose kernels beat eager PyTorch already.
+    """
+    c = model.config
+    nodes = [helper.make_node("Transpose", ["ids"], ["ids_t"], perm=[1, 0])]
+    inits: list = []
+    if c.cell == "rnn":
+        scan_rnn.rnn_layers(model, nodes, inits)
+    else:
+        native_layers(model, nodes, inits)
     graph = helper.make_graph(
         nodes,
         "encoder",

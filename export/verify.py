@@ -5,6 +5,7 @@ Every check runs; every mismatch is collected and raised together in one Verific
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -14,11 +15,12 @@ import onnxruntime as ort
 import torch
 
 from export.model import Encoder
+from export.onnx_export import expected_recurrent_ops
 from serving import contract
 
 GRID_BATCHES = (1, 3, 17, 64)
 GRID_SEQS = (1, 2, 7, 33, 128, 512)
-RECURRENT_OPS = {"RNN", "LSTM", "GRU"}
+RECURRENT_OPS = ("RNN", "LSTM", "GRU", "Scan", "Loop")
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,16 @@ def check_structure(graph: onnx.ModelProto, model: Encoder) -> list[Mismatch]:
             out.append(Mismatch("structure", vi.name, f"declared {dims}, contract {spec.shape}"))
     if len(got) != len(want):
         out.append(Mismatch("structure", "graph", f"{len(got)} inputs+outputs, want {len(want)}"))
-    ops = [n.op_type for n in graph.graph.node]
-    n_rec = sum(op in RECURRENT_OPS for op in ops)
-    if n_rec != model.config.num_layers or "Loop" in ops or "Scan" in ops:
+    ops = Counter(n.op_type for n in graph.graph.node)
+    want_ops = expected_recurrent_ops(model.config)
+    got_ops = {op: ops.get(op, 0) for op in (*RECURRENT_OPS, *want_ops)}
+    if any(got_ops[op] != want_ops.get(op, 0) for op in got_ops):
         out.append(
             Mismatch(
                 "structure",
                 "graph",
-                f"{n_rec} native recurrent ops for "
-                f"{model.config.num_layers} layer(s): unrolled or frozen over seq?",
+                f"loop ops {got_ops}, want {want_ops} for {model.config.num_layers} layer(s): "
+                "unrolled or frozen over seq?",
             )
         )
     return out

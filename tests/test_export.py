@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 
+from export import scan_rnn
 from export.model import ModelConfig, init_model
 from export.onnx_export import build_graph
 from export.verify import VerificationError, check_structure, verify
@@ -31,6 +32,20 @@ def test_parity_and_batch_invariance(cell: str, layers: int, bidir: bool) -> Non
     assert report.max_abs_err <= contract.PARITY_ATOL
     assert report.max_invariance_err <= contract.BATCH_INVARIANCE_ATOL
     assert report.cases == len(BATCHES) * len(SEQS) + 3
+
+
+@pytest.mark.parametrize("bidir", [False, True])
+def test_rnn_without_folded_table(monkeypatch: pytest.MonkeyPatch, bidir: bool) -> None:
+    """Large vocabularies keep Gather + MatMul instead of the folded table: same results."""
+    monkeypatch.setattr(scan_rnn, "MAX_FOLDED_TABLE_BYTES", 0)
+    c = ModelConfig(
+        vocab_size=300, embedding_dim=16, hidden_size=24, num_layers=2, bidirectional=bidir
+    )
+    model = init_model(c, seed=3)
+    graph = build_graph(model, "0" * 64)
+    assert "embedding" in {i.name for i in graph.graph.initializer}
+    report = verify(graph, model, batches=(1, 5), seqs=(1, 9, 130), n_random=2, invariance_every=1)
+    assert report.max_abs_err <= contract.PARITY_ATOL
 
 
 def test_default_sizes_parity() -> None:
@@ -76,7 +91,8 @@ def test_every_mismatch_is_listed() -> None:
 
 def test_graph_records_vocab_and_passes_checker() -> None:
     g = build_graph(
-        init_model(ModelConfig(vocab_size=42, embedding_dim=8, hidden_size=8), 0), "ab" * 32
+        init_model(ModelConfig(vocab_size=42, cell="gru", embedding_dim=8, hidden_size=8), 0),
+        "ab" * 32,
     )
     meta = {p.key: p.value for p in g.metadata_props}
     assert meta[contract.META_VOCAB_SIZE] == "42" and meta[contract.META_VOCAB_SHA256] == "ab" * 32
