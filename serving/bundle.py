@@ -7,12 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import jieba
 import numpy as np
 
 from serving import contract
 from serving.errors import BundleError
-from serving.tokenizer import TokenizerConfig
+from serving.tokenizer import TokenizerConfig, jieba_version
 from serving.vocab import Vocab
 
 
@@ -188,10 +187,10 @@ def _check_consistency(b: Bundle) -> list[str]:
             f"differ from bundle.json's {mv['pad_id']}/{mv['unk_id']}"
         )
     made_with = b.manifest["tokenizer"].get("jieba_version")
-    if made_with != jieba.__version__:
+    if made_with != jieba_version():
         problems.append(
             f"{contract.MANIFEST_FILE}: made with jieba {made_with}, installed "
-            f"{jieba.__version__}: segmentation may differ"
+            f"{jieba_version()}: segmentation may differ"
         )
     expected = (*contract.INPUTS, *contract.output_specs(b.model.output_dim))
     if (*b.inputs, *b.outputs) != expected:

@@ -26,7 +26,7 @@ class ServerConfig:
     device: str = "cpu"
     threads: int = 0  # 0: the CPUs this process may use
     limits: Limits = Limits()
-    max_batch_tokens: int = 8192  # padded tokens (rows x longest) per onnxruntime run
+    max_batch_tokens: int = 2048  # padded tokens (rows x longest) per onnxruntime run
     batch_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches only what is queued
     grace_period_s: float = 10.0
     jieba_cache_dir: Path | None = None

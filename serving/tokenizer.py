@@ -14,9 +14,12 @@ import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jieba
+if TYPE_CHECKING:  # imported on first need: the fast path never loads jieba's tables
+    import jieba
 
 try:
     import rjieba
@@ -52,11 +55,15 @@ class TokenizerConfig:
             )
 
     def to_json(self) -> dict:
-        return {"name": "jieba", "jieba_version": jieba.__version__, **asdict(self)}
+        return {"name": "jieba", "jieba_version": jieba_version(), **asdict(self)}
 
     @classmethod
     def from_json(cls, d: dict) -> TokenizerConfig:
         return cls(hmm=bool(d["hmm"]), user_dict=d.get("user_dict"), whitespace=d["whitespace"])
+
+
+def jieba_version() -> str:
+    return metadata.version("jieba")
 
 
 def default_cache_dir() -> Path:
@@ -96,6 +103,8 @@ class Tokenizer:
     def _reference(self) -> jieba.Tokenizer:
         """The private jieba.Tokenizer, built on first need (always, on the reference path)."""
         if self._jieba is None:
+            import jieba
+
             jieba.setLogLevel(logging.WARNING)
             self._cache.mkdir(parents=True, exist_ok=True)
             tk = jieba.Tokenizer()
