@@ -1,5 +1,7 @@
 """Cross-request batching: a bounded queue, a padded-token budget per run, one run at a time.
 
+Each cycle takes every queued text, sorts them by length and cuts runs of similar lengths, so
+little of a run is padding; texts queued during a cycle wait for the next one (no starvation).
 Safe because the graph is batch invariant: a text's encoding does not depend on its batch.
 """
 
@@ -59,10 +61,12 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._in_cycle = 0
 
     @property
     def queued_texts(self) -> int:
-        return len(self._pending)
+        """Texts accepted and not yet run (queued, or waiting in the current cycle)."""
+        return len(self._pending) + self._in_cycle
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
@@ -70,9 +74,9 @@ class Batcher:
     async def submit(self, rows: list[np.ndarray]) -> Batched:
         if self._closing:
             raise NotReady("server is shutting down")
-        if len(self._pending) + len(rows) > self._max_queued:
+        if self.queued_texts + len(rows) > self._max_queued:
             raise Overloaded(
-                f"queue full: {len(self._pending)} texts waiting, "
+                f"queue full: {self.queued_texts} texts waiting, "
                 f"max_queued_texts={self._max_queued}; retry with backoff"
             )
         item = _Item(
@@ -94,20 +98,20 @@ class Batcher:
             await self._task
         self._executor.shutdown(wait=True)
 
-    def _take(self) -> list[tuple[_Item, int]]:
-        """FIFO rows while rows x longest stays within the budget (always at least one)."""
-        batch, longest = [], 0
-        while self._pending:
-            item, i = self._pending[0]
-            if item.future.done():  # cancelled by its client: skip its rows
-                self._pending.popleft()
-                continue
+    def _take_cycle(self) -> list[list[tuple[_Item, int]]]:
+        """Every live queued row, by length, cut into runs of rows x longest <= the budget."""
+        rows = [r for r in self._pending if not r[0].future.done()]  # skip cancelled requests
+        self._pending.clear()
+        rows.sort(key=lambda r: len(r[0].rows[r[1]]))
+        runs, run, longest = [], [], 0
+        for item, i in rows:
             n = len(item.rows[i])
-            if batch and (len(batch) + 1) * max(longest, n) > self._budget:
-                break
-            batch.append(self._pending.popleft())
+            if run and (len(run) + 1) * max(longest, n) > self._budget:
+                runs.append(run)
+                run, longest = [], 0
+            run.append((item, i))
             longest = max(longest, n)
-        return batch
+        return runs + ([run] if run else [])
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -120,19 +124,26 @@ class Batcher:
                 continue
             if self._wait_s:
                 await asyncio.sleep(self._wait_s)
-            batch = self._take()
-            if not batch:
-                continue
-            ids, lengths = self._pad_rows([item.rows[i] for item, i in batch])
-            started = time.perf_counter()
-            try:
-                states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)
-            except Exception as e:  # noqa: BLE001 - handed to every waiting request
-                for item, _ in batch:
-                    if not item.future.done():
-                        item.future.set_exception(e)
-                continue
-            self._deliver(batch, states, final, started, time.perf_counter() - started)
+            runs = self._take_cycle()
+            self._in_cycle = sum(len(r) for r in runs)
+            for run in runs:
+                await self._run_one(loop, run)
+                self._in_cycle -= len(run)
+
+    async def _run_one(self, loop: asyncio.AbstractEventLoop, run: list) -> None:
+        run = [(item, i) for item, i in run if not item.future.done()]
+        if not run:
+            return
+        ids, lengths = self._pad_rows([item.rows[i] for item, i in run])
+        started = time.perf_counter()
+        try:
+            states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)
+        except Exception as e:  # noqa: BLE001 - handed to every waiting request
+            for item, _ in run:
+                if not item.future.done():
+                    item.future.set_exception(e)
+            return
+        self._deliver(run, states, final, started, time.perf_counter() - started)
 
     def _pad_rows(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))

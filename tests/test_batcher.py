@@ -102,3 +102,19 @@ def test_model_failure_reaches_every_waiting_request() -> None:
         return results
 
     assert [str(r) for r in run(go())] == ["boom", "boom"]
+
+
+def test_a_cycle_groups_texts_of_similar_length() -> None:
+    """Queued texts are run shortest first in runs of similar length, not padded FIFO."""
+    model = Model()
+
+    async def go():
+        b = Batcher(model, pad_id=0, max_batch_tokens=18, max_queued_texts=100, wait_s=0.01)
+        b.start()
+        out = await asyncio.gather(b.submit(rows(9, 1)), b.submit(rows(9, 1)))
+        await b.close()
+        return out
+
+    first, second = run(go())
+    assert model.shapes == [(2, 1), (2, 9)]  # FIFO would have run (2, 9) twice
+    assert [f[0] for f in first.final] == [45, 1] and [f[0] for f in second.final] == [45, 1]
