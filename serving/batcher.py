@@ -23,9 +23,9 @@ RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class Batched:
-    """One request's rows back from the model: per row states [n, F] and final [F]."""
+    """A request's rows from the model: states [n, F] per row (None unless kept), final [F]."""
 
-    states: list[np.ndarray]
+    states: list[np.ndarray | None]
     final: list[np.ndarray]
     queue_s: float
     inference_s: float
@@ -36,6 +36,7 @@ class _Item:
     rows: list[np.ndarray]
     future: asyncio.Future
     enqueued: float
+    keep_states: bool = True
     states: list = field(default_factory=list)
     final: list = field(default_factory=list)
     started: float | None = None
@@ -71,7 +72,9 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
 
-    async def submit(self, rows: list[np.ndarray]) -> Batched:
+    async def submit(self, rows: list[np.ndarray], keep_states: bool = True) -> Batched:
+        """Encode ``rows`` (int64 ids each). Without ``keep_states`` only the final states come
+        back, so a run's [rows, seq, F] output is freed as soon as it is delivered."""
         if self._closing:
             raise NotReady("server is shutting down")
         if self.queued_texts + len(rows) > self._max_queued:
@@ -83,6 +86,7 @@ class Batcher:
             rows,
             asyncio.get_running_loop().create_future(),
             time.perf_counter(),
+            keep_states=keep_states,
             states=[None] * len(rows),
             final=[None] * len(rows),
         )
@@ -164,8 +168,9 @@ class Batcher:
                 seen.add(id(item))
                 item.inference_s += took
                 item.started = item.started or started
-            item.states[i] = states[j, : len(item.rows[i])]
-            item.final[i] = final[j]
+            if item.keep_states:
+                item.states[i] = states[j, : len(item.rows[i])]
+            item.final[i] = final[j].copy()  # a row, not a view that pins the run's array
             item.done_rows += 1
             if item.done_rows == len(item.rows):
                 item.future.set_result(

@@ -186,7 +186,8 @@ class Pipeline:
         segs = self._segment(texts, opt, limit)
         self._check_response_size(segs, opt)
         tokenize_s = time.perf_counter() - t0
-        batched = await self.batcher.submit([s.ids for s in segs])
+        keep = opt.token_vectors or opt.pooling != "last"
+        batched = await self.batcher.submit([s.ids for s in segs], keep_states=keep)
         encs = [
             TextEncoding(
                 s.tokens,

@@ -7,8 +7,8 @@ import numpy as np
 POOLINGS = ("last", "mean", "max")
 
 
-def pool(states: np.ndarray, final: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
-    """states float32 [n, F] (the text's tokens only), final float32 [F] -> float32 [F]."""
+def pool(states: np.ndarray | None, final: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
+    """states float32 [n, F] (the text's tokens only; unused by "last"), final [F] -> [F]."""
     if mode == "last":
         v = final
     elif mode == "mean":

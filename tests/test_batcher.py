@@ -118,3 +118,16 @@ def test_a_cycle_groups_texts_of_similar_length() -> None:
     first, second = run(go())
     assert model.shapes == [(2, 1), (2, 9)]  # FIFO would have run (2, 9) twice
     assert [f[0] for f in first.final] == [45, 1] and [f[0] for f in second.final] == [45, 1]
+
+
+def test_states_are_dropped_unless_kept() -> None:
+    async def go():
+        b = Batcher(Model(), pad_id=0, max_batch_tokens=100, max_queued_texts=10)
+        b.start()
+        out = await asyncio.gather(b.submit(rows(3), keep_states=False), b.submit(rows(3)))
+        await b.close()
+        return out
+
+    lean, full = run(go())
+    assert lean.states == [None] and lean.final[0][0] == 6
+    assert full.states[0].shape == (3, 1) and full.final[0][0] == 6
