@@ -19,6 +19,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import grpc
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -30,11 +31,11 @@ from export.checkpoint import Checkpoint
 from export.cli import DEFAULT_CORPUS
 from export.model import ModelConfig, init_model
 from serving.bundle import load_bundle
+from serving.client import EncoderClient
 from serving.config import available_cpus
 from serving.session import EncoderSession
 from serving.tokenizer import Tokenizer
 from serving.vocab import Vocab
-from tests.harness import wait_health
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results"
@@ -155,9 +156,21 @@ class Server:
         else:
             raise RuntimeError(f"{name} did not start; see {self.err.name}")
         threading.Thread(target=self.err.writelines, args=(self.proc.stderr,), daemon=True).start()
-        wait_health(self.target, "SERVING", timeout=120)
+        self._wait_serving(120)
         self.start_to_serving_s = time.perf_counter() - t0
         self.rss_idle_mb = self.rss_mb()
+
+    def _wait_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with EncoderClient(self.target, timeout=1) as c:
+            while time.monotonic() < deadline:
+                try:
+                    if c.health() == "SERVING":
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.01)
+        raise TimeoutError(f"{self.name} not SERVING after {timeout}s")
 
     def rss_mb(self, key: str = "VmRSS") -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
