@@ -73,3 +73,33 @@ def test_unsupported_modules_are_refused() -> None:
         Encoder.from_modules(emb, nn.GRU(9, 4))
     with pytest.raises(ValueError, match="words"):
         checkpoint_from_modules(emb, nn.GRU(8, 4), {"a": 0})
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    from export import checkpoint as ckpt_io
+    from export.checkpoint import Checkpoint
+    from serving.tokenizer import TokenizerConfig
+    from serving.vocab import Vocab
+
+    vocab = Vocab.build([["北京", "冬奥"], ["北京"]])
+    model = init_model(
+        ModelConfig(
+            vocab_size=len(vocab),
+            cell="lstm",
+            embedding_dim=8,
+            hidden_size=6,
+            num_layers=2,
+            bidirectional=True,
+        ),
+        5,
+    )
+    cfg = TokenizerConfig(hmm=False, whitespace="drop")
+    ckpt_io.save(Checkpoint(model, vocab, cfg), tmp_path / "c.pt")
+    back = ckpt_io.load(tmp_path / "c.pt")
+    assert back.model.config == model.config and back.vocab.tokens == vocab.tokens
+    assert back.tokenizer == cfg
+    ids, lengths = torch.tensor([[2, 3, 0]]), torch.tensor([2])
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model(ids, lengths), back.model(ids, lengths)))
+    with pytest.raises(ValueError, match="vocabulary has"):
+        Checkpoint(model, Vocab.build([["a"]]), cfg)
