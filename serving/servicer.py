@@ -160,24 +160,30 @@ class EncoderServicer:
         context: grpc.aio.ServicerContext,  # noqa: N802
     ) -> AsyncIterator[pb.EncodeResponse]:
         """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT); responses keep their order."""
-        window: asyncio.Queue = asyncio.Queue(MAX_STREAM_IN_FLIGHT)
+        window: asyncio.Queue = asyncio.Queue()
+        in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
         async def read() -> None:
-            async for r in requests:
-                await window.put(asyncio.ensure_future(self._encode(r)))
-            await window.put(None)
+            try:
+                async for r in requests:
+                    await in_flight.acquire()
+                    window.put_nowait(asyncio.ensure_future(self._encode(r)))
+            finally:
+                window.put_nowait(None)  # the consumer never waits on a reader that is gone
 
         reader = asyncio.ensure_future(read())
         n = 0
         try:
             while (task := await window.get()) is not None:
                 try:
-                    yield await task
+                    response = await task
                 except Exception as e:  # noqa: BLE001
                     code, message = status_of(e)
                     await context.abort(code, f"request #{n}: {message}")
+                in_flight.release()
+                yield response
                 n += 1
-            await reader
+            await reader  # re-raises a failure of the request stream itself
         finally:
             reader.cancel()
             while not window.empty():

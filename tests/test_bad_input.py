@@ -163,3 +163,23 @@ def test_tokenize_limits(client) -> None:
 def test_deadline_exceeded_leaves_server_healthy(client) -> None:
     code, _ = status_of(client.stub.Encode, encode_request(["你好"]), timeout=0.001)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_client_cancelling_a_stream_leaves_server_healthy(client) -> None:
+    call = client.stub.EncodeStream(iter([encode_request(["你好"]) for _ in range(50)]))
+    next(call)
+    call.cancel()
+    with pytest.raises(grpc.RpcError) as e:
+        list(call)
+    assert e.value.code() == grpc.StatusCode.CANCELLED
+
+
+def test_malformed_message_in_a_stream(srv) -> None:
+    with grpc.insecure_channel(srv.target) as ch:
+        call = ch.stream_stream(
+            "/encoder.v1.Encoder/EncodeStream", response_deserializer=pb.EncodeResponse.FromString
+        )
+        ok = encode_request(["你好"]).SerializeToString()
+        with pytest.raises(grpc.RpcError) as e:
+            list(call(iter([ok, b"\x0a\x02\xff\xfe"]), timeout=10))
+    assert e.value.code() == INVALID and e.value.details().startswith("request #1: request is")
