@@ -100,3 +100,16 @@ def test_graph_records_vocab_and_passes_checker() -> None:
     emb = next(i for i in g.graph.initializer if i.name == "embedding")
     assert list(emb.dims) == [42, 8]
     assert np.isfinite(onnx.numpy_helper.to_array(emb)).all()
+
+
+def test_graph_that_ignores_lengths_is_caught() -> None:
+    """Without sequence_lens, padding leaks into h_n and the backward direction."""
+    c = ModelConfig(vocab_size=50, cell="lstm", embedding_dim=8, hidden_size=8, bidirectional=True)
+    model = init_model(c, 0)
+    g = build_graph(model, "0" * 64)
+    lstm = next(n for n in g.graph.node if n.op_type == "LSTM")
+    lstm.input[4] = ""  # drop sequence_lens
+    with pytest.raises(VerificationError) as e:
+        verify(g, model, batches=(3,), seqs=(9,), n_random=0, invariance_every=1)
+    kinds = {m.check for m in e.value.mismatches}
+    assert {"parity", "invariance"} <= kinds
