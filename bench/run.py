@@ -42,6 +42,11 @@ OUT = ROOT / "bench" / "results"
 CACHE = OUT / "jieba-cache"
 
 
+def set_out(path: Path) -> None:
+    global OUT, CACHE
+    OUT, CACHE = path.resolve(), path.resolve() / "jieba-cache"
+
+
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -386,7 +391,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="make bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (under a minute)")
     ap.add_argument("--seconds", type=float, help="seconds per load run")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"results directory (default {OUT})")
     a = ap.parse_args()
+    set_out(a.out)
     seconds = a.seconds or (1.5 if a.quick else 4.0)
     concs = (16,) if a.quick else (1, 16, 64)
     modes = ("unary",) if a.quick else ("unary", "stream")
