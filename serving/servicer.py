@@ -87,8 +87,10 @@ def unary(handler: Callable) -> Callable:
     return wrapped
 
 
-def to_tensor(a: np.ndarray) -> pb.Tensor:
-    return pb.Tensor(shape=a.shape, data=np.ascontiguousarray(a, dtype="<f4").tobytes())
+def fill_tensor(t: pb.Tensor, a: np.ndarray) -> None:
+    """Write ``a`` into ``t`` as shape + little-endian float32 bytes."""
+    t.shape.extend(a.shape)
+    t.data = np.ascontiguousarray(a, dtype="<f4").tobytes()
 
 
 def options_of(r: pb.EncodeRequest) -> EncodeOptions:
@@ -106,25 +108,26 @@ def options_of(r: pb.EncodeRequest) -> EncodeOptions:
 
 
 def response_of(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:
-    encs = [
-        pb.Encoding(
+    # Filling messages in place is about twice as fast as building them from keyword arguments.
+    r = pb.EncodeResponse(request_id=request_id)
+    add = r.encodings.add
+    for e in res.encodings:
+        m = add(
             tokens=e.tokens,
             ids=e.ids.tolist(),
-            sentence_vector=to_tensor(e.vector),
-            token_vectors=to_tensor(e.token_vectors) if e.token_vectors is not None else None,
             truncated=e.truncated,
             original_token_count=e.original_token_count,
         )
-        for e in res.encodings
-    ]
+        fill_tensor(m.sentence_vector, e.vector)
+        if e.token_vectors is not None:
+            fill_tensor(m.token_vectors, e.token_vectors)
     us = 1e6
-    timing = pb.Timing(
-        tokenize_us=int(res.tokenize_s * us),
-        queue_us=int(res.queue_s * us),
-        inference_us=int(res.inference_s * us),
-        total_us=int((time.perf_counter() - arrived) * us),
-    )
-    return pb.EncodeResponse(encodings=encs, timing=timing, request_id=request_id)
+    t = r.timing
+    t.tokenize_us = int(res.tokenize_s * us)
+    t.queue_us = int(res.queue_s * us)
+    t.inference_us = int(res.inference_s * us)
+    t.total_us = int((time.perf_counter() - arrived) * us)
+    return r
 
 
 class EncoderServicer:

@@ -35,7 +35,7 @@ class Vocab:
     def encode(self, tokens: Iterable[str]) -> np.ndarray:
         """Token strings -> int64 ids, unknown words mapped to ``unk_id``."""
         get, unk = self.index.get, self.unk_id
-        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64)
+        return np.array([get(t, unk) for t in tokens], dtype=np.int64)
 
     @classmethod
     def build(
