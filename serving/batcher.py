@@ -54,6 +54,7 @@ class Batcher:
         max_batch_tokens: int,
         max_queued_texts: int,
         wait_s: float = 0.0,
+        on_run: Callable[[int, int], None] | None = None,
     ) -> None:
         self._run, self._pad = run, pad_id
         self._budget, self._max_queued, self._wait_s = max_batch_tokens, max_queued_texts, wait_s
@@ -63,6 +64,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._in_cycle = 0
+        self._on_run = on_run  # (texts, padded tokens) of each run, for metrics
 
     @property
     def queued_texts(self) -> int:
@@ -139,6 +141,8 @@ class Batcher:
         if not run:
             return
         ids, lengths = self._pad_rows([item.rows[i] for item, i in run])
+        if self._on_run:
+            self._on_run(ids.shape[0], ids.size)
         started = time.perf_counter()
         try:
             states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)

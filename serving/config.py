@@ -31,6 +31,7 @@ class ServerConfig:
     grace_period_s: float = 10.0
     jieba_cache_dir: Path | None = None
     log_level: str = "INFO"
+    metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
 
     @property
     def intra_op_threads(self) -> int:
@@ -73,6 +74,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "grace_period_s": (float, "on SIGTERM/SIGINT, time to finish accepted requests"),
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
+    "metrics_listen": (str, "host:port for Prometheus /metrics (empty: no endpoint)"),
 }
 
 

@@ -103,13 +103,16 @@ class Pipeline:
         )
         return cls(bundle, tokenizer, session, cfg.limits, err)
 
-    def start_batcher(self, cfg: ServerConfig) -> None:
+    def start_batcher(
+        self, cfg: ServerConfig, on_run: Callable[[int, int], None] | None = None
+    ) -> None:
         self.batcher = Batcher(
             self.session.run,
             self.bundle.vocab.pad_id,
             cfg.max_batch_tokens,
             cfg.limits.max_queued_texts,
             cfg.batch_wait_ms / 1000,
+            on_run,
         )
         self.batcher.start()
 

@@ -40,6 +40,8 @@ class App:
     ) -> None:
         self.cfg, self.server, self.port = cfg, server, port
         self.servicer, self.health, self.backend = servicer, health_servicer, backend
+        self.metrics = servicer.metrics
+        self.metrics_port = self.metrics.serve(cfg.metrics_listen) if self.metrics else None
 
     async def set_health(self, status: int) -> None:
         for name in ("", SERVICE):
@@ -49,18 +51,25 @@ class App:
         """Load and self-test the bundle off the event loop (health keeps answering NOT_SERVING)."""
         loop = asyncio.get_running_loop()
         pipeline = await loop.run_in_executor(None, Pipeline.load, self.cfg, self.backend)
-        pipeline.start_batcher(self.cfg)
+        pipeline.start_batcher(self.cfg, self.metrics.on_run if self.metrics else None)
         self.servicer.pipeline = pipeline
         await self.set_health(SERVING)
+        if self.metrics:
+            self.metrics.queued.set_function(lambda: pipeline.batcher.queued_texts)
+            self.metrics.ready.set(1)
         return pipeline
 
     async def drain(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new RPCs, finish accepted ones within the grace period."""
         self.servicer.draining = True
+        if self.metrics:
+            self.metrics.ready.set(0)
         await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
         await self.server.stop(self.cfg.grace_period_s if grace is None else grace)
         if self.servicer.pipeline and self.servicer.pipeline.batcher:
             await self.servicer.pipeline.batcher.close()
+        if self.metrics:
+            self.metrics.close()
 
 
 def limits_info(cfg: ServerConfig) -> pb.Limits:
@@ -84,7 +93,12 @@ async def build_server(cfg: ServerConfig, backend: Backend = EncoderSession) -> 
             ("grpc.so_reuseport", 0),
         ]
     )
-    servicer = EncoderServicer(limits_info(cfg))
+    metrics = None
+    if cfg.metrics_listen:  # prometheus_client is imported only when metrics are asked for
+        from serving.metrics import Metrics
+
+        metrics = Metrics()
+    servicer = EncoderServicer(limits_info(cfg), metrics)
     add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -102,6 +116,12 @@ async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
     app = await build_server(cfg, backend)
     await app.server.start()
     host = cfg.listen.rsplit(":", 1)[0]
+    if app.metrics_port:
+        log.info(
+            "metrics on http://%s:%d/metrics",
+            cfg.metrics_listen.rpartition(":")[0],
+            app.metrics_port,
+        )
     log.info(
         "listening on %s:%d, NOT_SERVING until bundle %s passes its self-test",
         host,

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -15,6 +16,9 @@ from google.protobuf.message import DecodeError
 from serving import errors
 from serving._proto.encoder.v1 import encoder_pb2 as pb
 from serving.pipeline import EncodeOptions, EncodeResult, Pipeline
+
+if TYPE_CHECKING:
+    from serving.metrics import Metrics
 
 log = logging.getLogger("encoder")
 SERVICE = "encoder.v1.Encoder"
@@ -75,13 +79,22 @@ def _check(request: object) -> None:
 
 
 def unary(handler: Callable) -> Callable:
+    """Maps every error to its status and counts the request by method and status."""
+    method = handler.__name__
+
     @functools.wraps(handler)
     async def wrapped(self: EncoderServicer, request: object, context: grpc.aio.ServicerContext):
+        t0, code = time.perf_counter(), grpc.StatusCode.OK
         try:
             _check(request)
             return await handler(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
         except Exception as e:  # noqa: BLE001 - mapped to a status, unknown ones logged
             code, message = status_of(e)
+        finally:
+            self.record(method, code, t0)
         await context.abort(code, message)
 
     return wrapped
@@ -133,10 +146,28 @@ def response_of(res: EncodeResult, request_id: str, arrived: float) -> pb.Encode
 class EncoderServicer:
     """encoder.v1.Encoder on top of a Pipeline, which ``server`` installs once it is self-tested."""
 
-    def __init__(self, limits_info: pb.Limits) -> None:
+    def __init__(self, limits_info: pb.Limits, metrics: Metrics | None = None) -> None:
         self.pipeline: Pipeline | None = None
         self.draining = False
         self._limits = limits_info
+        self.metrics = metrics
+
+    def record(self, method: str, code: grpc.StatusCode, t0: float) -> None:
+        if self.metrics:
+            self.metrics.requests.labels(method, code.name).inc()
+            self.metrics.latency.labels(method).observe(time.perf_counter() - t0)
+
+    def _observe(self, res: EncodeResult) -> None:
+        if self.metrics:
+            m = self.metrics
+            m.texts.inc(len(res.encodings))
+            m.tokens.inc(sum(len(e.ids) for e in res.encodings))
+            for stage, s in (
+                ("tokenize", res.tokenize_s),
+                ("queue", res.queue_s),
+                ("inference", res.inference_s),
+            ):
+                m.stage.labels(stage).observe(s)
         self.provider = ""
 
     def ready(self) -> Pipeline:
@@ -151,6 +182,7 @@ class EncoderServicer:
         _check(r)
         p = self.ready()
         result = await p.encode(list(r.texts), options_of(r))
+        self._observe(result)
         return response_of(result, r.request_id, arrived)
 
     @unary
@@ -178,11 +210,14 @@ class EncoderServicer:
         n = 0
         try:
             while (task := await window.get()) is not None:
+                t0 = time.perf_counter()
                 try:
                     response = await task
                 except Exception as e:  # noqa: BLE001
                     code, message = status_of(e)
+                    self.record("EncodeStream", code, t0)
                     await context.abort(code, f"request #{n}: {message}")
+                self.record("EncodeStream", grpc.StatusCode.OK, t0)
                 in_flight.release()
                 yield response
                 n += 1

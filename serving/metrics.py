@@ -1,0 +1,85 @@
+"""Prometheus metrics of one server, in a registry of its own, served on --metrics-listen."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
+_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "encoder_requests",
+            "Requests by method and gRPC status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "encoder_request_seconds",
+            "Request latency in the server",
+            ["method"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.texts = Counter("encoder_texts", "Texts encoded", registry=r)
+        self.tokens = Counter("encoder_tokens", "Tokens encoded (after truncation)", registry=r)
+        self.stage = Histogram(
+            "encoder_stage_seconds",
+            "Per-request time by stage",
+            ["stage"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.run_rows = Histogram(
+            "encoder_run_texts", "Texts per onnxruntime run", buckets=_ROWS, registry=r
+        )
+        self.run_padded = Histogram(
+            "encoder_run_padded_tokens",
+            "Padded tokens (texts x longest) per onnxruntime run",
+            buckets=tuple(16 * b for b in _ROWS),
+            registry=r,
+        )
+        self.queued = Gauge("encoder_queued_texts", "Texts accepted and not yet run", registry=r)
+        self.ready = Gauge("encoder_ready", "1 while the server reports SERVING", registry=r)
+
+        # labelled children resolved once: labels() costs more than the observation itself
+        self._stages = {k: self.stage.labels(k) for k in ("tokenize", "queue", "inference")}
+        self._children: dict[tuple[str, str], tuple] = {}
+
+    def request(self, method: str, code: str, seconds: float) -> None:
+        key = (method, code)
+        if key not in self._children:
+            self._children[key] = (self.requests.labels(method, code), self.latency.labels(method))
+        count, latency = self._children[key]
+        count.inc()
+        latency.observe(seconds)
+
+    def encoded(
+        self, texts: int, tokens: int, tokenize_s: float, queue_s: float, inference_s: float
+    ) -> None:
+        self.texts.inc(texts)
+        self.tokens.inc(tokens)
+        self._stages["tokenize"].observe(tokenize_s)
+        self._stages["queue"].observe(queue_s)
+        self._stages["inference"].observe(inference_s)
+
+    def on_run(self, rows: int, padded_tokens: int) -> None:
+        self.run_rows.observe(rows)
+        self.run_padded.observe(padded_tokens)
+
+    def serve(self, listen: str) -> int:
+        """Start the /metrics HTTP endpoint on host:port (port 0: a free one); returns the port."""
+        host, _, port = listen.rpartition(":")
+        self._http, _ = start_http_server(
+            int(port), host.strip("[]") or "0.0.0.0", registry=self.registry
+        )
+        return self._http.server_port
+
+    def close(self) -> None:
+        if getattr(self, "_http", None):
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

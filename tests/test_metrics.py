@@ -1,0 +1,45 @@
+"""Prometheus metrics on --metrics-listen: requests by status, texts, runs, queue, readiness."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import grpc
+import pytest
+
+from serving.client import EncoderClient
+from tests.conftest import SMALL, TUTORIAL
+from tests.harness import InProcessServer
+
+
+def scrape(port: int) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_endpoint(bundle_factory, jieba_cache) -> None:
+    srv = InProcessServer(
+        bundle_factory(cell="rnn", **SMALL)[0], jieba_cache, metrics_listen="127.0.0.1:0"
+    )
+    try:
+        port = srv.app.metrics_port
+        assert scrape(port)["encoder_ready"] == 0
+        srv.load()
+        with EncoderClient(srv.target) as c:
+            c.encode([TUTORIAL, "你好"])
+            with pytest.raises(grpc.RpcError):
+                c.encode([""])
+        m = scrape(port)
+        assert m["encoder_ready"] == 1
+        assert m['encoder_requests_total{code="OK",method="Encode"}'] == 1
+        assert m['encoder_requests_total{code="INVALID_ARGUMENT",method="Encode"}'] == 1
+        assert m["encoder_texts_total"] == 2 and m["encoder_tokens_total"] == 19 + 1
+        assert m["encoder_run_texts_count"] >= 1 and m["encoder_queued_texts"] == 0
+        assert m['encoder_stage_seconds_count{stage="inference"}'] == 1
+    finally:
+        srv.stop()
