@@ -187,3 +187,27 @@ def test_concurrent_clients_get_their_own_answers(small_bundle, jieba_cache) -> 
         assert errors == []
     finally:
         srv.stop()
+
+
+def test_unexpected_failure_is_internal_with_traceback_in_log(
+    small_bundle, jieba_cache, caplog
+) -> None:
+    srv = InProcessServer(small_bundle[0], jieba_cache).load()
+    batcher = srv.app.servicer.pipeline.batcher
+    healthy = batcher._run
+
+    def broken(ids, lengths):
+        raise RuntimeError("simulated onnxruntime failure with a secret path /srv/x")
+
+    try:
+        with EncoderClient(srv.target) as c:
+            batcher._run = broken
+            with pytest.raises(grpc.RpcError) as e:
+                c.encode(["你好"])
+            assert e.value.code() == grpc.StatusCode.INTERNAL
+            assert e.value.details() == "internal error; the server log has the details"
+            assert "simulated onnxruntime failure" in caplog.text and "Traceback" in caplog.text
+            batcher._run = healthy
+            assert c.encode(["你好"])[0].vector.shape == (24,)
+    finally:
+        srv.stop()
