@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 
@@ -83,8 +83,8 @@ def env_name(flag: str) -> str:
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    defaults = {f.name: f.default for f in fields(ServerConfig)}
-    defaults.update({f.name: f.default for f in fields(Limits)})
+    defaults = {f.name: f.default for f in (*fields(ServerConfig), *fields(Limits))}
+    defaults = {k: None if v is MISSING else v for k, v in defaults.items()}
     ap = argparse.ArgumentParser(
         prog="encoder-serve",
         description="Serve a model bundle over gRPC (encoder.v1).",
@@ -92,13 +92,14 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "case, e.g. MAX_TOKENS_PER_TEXT=256; a flag given on the command line wins.",
     )
     for name, (typ, help_) in _FLAGS.items():
-        default = env.get(env_name(name), defaults[name])
+        default = env.get(env_name(name)) or defaults[name]  # an empty variable counts as unset
+        shown = "none" if defaults[name] in (None, "") else defaults[name]
         ap.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             type=typ,
             default=default,
-            help=f"{help_} [env {env_name(name)}; default {defaults[name]}]",
+            help=f"{help_} [env {env_name(name)}; default {shown}]",
         )
     return ap
 
