@@ -52,12 +52,15 @@ def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def build_model(cell: str, tok: Tokenizer, built: dict = {}) -> tuple[Path, Path]:  # noqa: B006
+_BUILT: set[str] = set()
+
+
+def build_model(cell: str, tok: Tokenizer) -> tuple[Path, Path]:
     """Exported afresh once per run, so the bench always measures the current exporter."""
     d = OUT / f"model-{cell}"
     bundle, ckpt_path = d / "bundle", d / "checkpoint.pt"
-    if cell not in built:
-        built[cell] = True
+    if cell not in _BUILT:
+        _BUILT.add(cell)
         lines = DEFAULT_CORPUS.read_text(encoding="utf-8").splitlines()
         vocab = Vocab.build(tok.tokenize(x) for x in lines)
         ckpt = Checkpoint(

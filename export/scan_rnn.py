@@ -14,6 +14,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from export.model import Encoder
+from export.weights import layer_weights
 from serving import contract
 
 # Fold the embedding into the first projection while the table stays below this size.
@@ -45,21 +46,13 @@ def _step_body(hidden: int) -> object:
     )
 
 
-def _weights(model: Encoder, layer: int, suffix: str) -> tuple[np.ndarray, ...]:
-    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.rnn.state_dict().items()}
-    w = sd[f"weight_ih_l{layer}{suffix}"]
-    r = sd[f"weight_hh_l{layer}{suffix}"]
-    b = sd[f"bias_ih_l{layer}{suffix}"] + sd[f"bias_hh_l{layer}{suffix}"]
-    return w, r, b
-
-
 def fold_first_layer(model: Encoder) -> bool:
     c = model.config
     return c.vocab_size * c.directions * c.hidden_size * 4 <= MAX_FOLDED_TABLE_BYTES
 
 
 def _mask_nodes(nodes: list, inits: list) -> None:
-    """mask bool [S, B, 1]: step t < length; h0 float [B, H] zeros."""
+    """mask bool [S, B, 1]: step t < length."""
     inits += [
         numpy_helper.from_array(np.array(0, np.int64), "i_zero"),
         numpy_helper.from_array(np.array(1, np.int64), "i_one"),
@@ -78,7 +71,8 @@ def _mask_nodes(nodes: list, inits: list) -> None:
     ]
 
 
-def _h0(nodes: list, inits: list, hidden: int) -> str:
+def _h0(nodes: list, inits: list, hidden: int) -> None:
+    """h0 float [B, H]: zeros, the state every direction starts from."""
     inits.append(numpy_helper.from_array(np.array([hidden], np.int64), "hidden_dim"))
     nodes += [
         helper.make_node("Slice", ["ids_shape", "axes_0", "i_one_1d"], ["batch_1d"]),
@@ -91,16 +85,21 @@ def _h0(nodes: list, inits: list, hidden: int) -> str:
         ),
     ]
     inits.append(numpy_helper.from_array(np.array([1], np.int64), "i_one_1d"))
-    return "h0"
 
 
-def _projection(model: Encoder, layer: int, suffix: str, x: str, nodes: list, inits: list) -> str:
-    """p [S, B, H] = x W_ih^T + b, for every step at once (folded into a table for layer 0)."""
-    w, _, b = _weights(model, layer, suffix)
-    name = f"l{layer}{suffix}"
-    if layer == 0 and fold_first_layer(model):
-        emb = model.embedding.weight.detach().cpu().numpy().astype(np.float32)
-        table = (emb.astype(np.float64) @ w.T.astype(np.float64) + b).astype(np.float32)
+def _projection(
+    model: Encoder,
+    name: str,
+    w: np.ndarray,
+    b: np.ndarray,
+    x: str | None,
+    nodes: list,
+    inits: list,
+) -> str:
+    """p [S, B, H] = x W_ih^T + b for every step at once; with ``x`` None, a gathered table."""
+    if x is None:  # the first layer, folded: E W_ih^T + b, one row per vocabulary entry
+        emb = model.embedding.weight.detach().cpu().numpy().astype(np.float64)
+        table = (emb @ w.T.astype(np.float64) + b).astype(np.float32)
         inits.append(numpy_helper.from_array(table, f"{name}_table"))
         nodes.append(helper.make_node("Gather", [f"{name}_table", "ids_t"], [f"{name}_p"], axis=0))
         return f"{name}_p"
@@ -115,16 +114,17 @@ def _projection(model: Encoder, layer: int, suffix: str, x: str, nodes: list, in
     return f"{name}_p"
 
 
-def _scan(model: Encoder, layer: int, suffix: str, x: str, nodes: list, inits: list):
-    """One direction of one layer: returns Y [S, B, H] (time order) and the final h [B, H]."""
-    _, r, _ = _weights(model, layer, suffix)
-    name = f"l{layer}{suffix}"
-    p = _projection(model, layer, suffix, x, nodes, inits)
-    body = _step_body(model.config.hidden_size)
+def _scan(
+    model: Encoder, name: str, d: int, weights: tuple, x: str | None, nodes: list, inits: list
+):
+    """Direction ``d`` (1: backward) of one layer: Y [S, B, H] in time order, final h [B, H]."""
+    w, r, b = (a[d] for a in weights)
+    hidden = model.config.hidden_size
+    p = _projection(model, name, w, b[:hidden] + b[hidden:], x, nodes, inits)
+    body = _step_body(hidden)
     # the body reads its H x H matrix from the outer scope
     inits.append(numpy_helper.from_array(np.ascontiguousarray(r.T), f"{name}_R_t"))
     body.node.insert(0, helper.make_node("Identity", [f"{name}_R_t"], ["R_t"]))
-    reverse = 1 if suffix else 0
     nodes.append(
         helper.make_node(
             "Scan",
@@ -133,8 +133,8 @@ def _scan(model: Encoder, layer: int, suffix: str, x: str, nodes: list, inits: l
             name=f"{name}_scan",
             num_scan_inputs=2,
             body=body,
-            scan_input_directions=[reverse, reverse],
-            scan_output_directions=[reverse],
+            scan_input_directions=[d, d],
+            scan_output_directions=[d],
         )
     )
     return f"{name}_Y", f"{name}_h"
@@ -145,22 +145,28 @@ def rnn_layers(model: Encoder, nodes: list, inits: list) -> None:
     c = model.config
     _mask_nodes(nodes, inits)
     _h0(nodes, inits, c.hidden_size)
-    x = "x0" if not fold_first_layer(model) else ""
+    x = None  # the first layer gathers its projection from the folded table
     if not fold_first_layer(model):
         emb = model.embedding.weight.detach().cpu().numpy().astype(np.float32)
         inits.append(numpy_helper.from_array(emb, "embedding"))
         nodes.append(helper.make_node("Gather", ["embedding", "ids_t"], ["x0"], axis=0))
-    suffixes = [""] + (["_reverse"] if c.bidirectional else [])
+        x = "x0"
     for layer in range(c.num_layers):
-        outs = [_scan(model, layer, s, x, nodes, inits) for s in suffixes]
+        weights = layer_weights(model, layer)
+        outs = [
+            _scan(model, f"l{layer}" + ("_reverse" if d else ""), d, weights, x, nodes, inits)
+            for d in range(c.directions)
+        ]
         ys, hs = [o[0] for o in outs], [o[1] for o in outs]
         x = f"x{layer + 1}"
-        if len(ys) == 1:
-            nodes.append(helper.make_node("Identity", ys, [x]))
-        else:
-            nodes.append(helper.make_node("Concat", ys, [x], axis=2))
+        nodes.append(
+            helper.make_node("Concat", ys, [x], axis=2)
+            if len(ys) > 1
+            else helper.make_node("Identity", ys, [x])
+        )
     nodes.append(helper.make_node("Transpose", [x], [contract.STATES], perm=[1, 0, 2]))
-    if len(hs) == 1:
-        nodes.append(helper.make_node("Identity", hs, [contract.FINAL]))
-    else:
-        nodes.append(helper.make_node("Concat", hs, [contract.FINAL], axis=1))
+    nodes.append(
+        helper.make_node("Concat", hs, [contract.FINAL], axis=1)
+        if len(hs) > 1
+        else helper.make_node("Identity", hs, [contract.FINAL])
+    )

@@ -170,10 +170,9 @@ class Pipeline:
         return out
 
     def _check_response_size(self, segs: list[Segment], opt: EncodeOptions) -> None:
-        dim = self.session.output_dim
-        floats = len(segs) * dim + (sum(len(s.ids) for s in segs) * dim if opt.token_vectors else 0)
-        tokens = sum(len(s.ids) for s in segs) * 24  # ids and short strings, generously
-        size = floats * 4 + tokens
+        dim, tokens = self.session.output_dim, sum(len(s.ids) for s in segs)
+        floats = (len(segs) + (tokens if opt.token_vectors else 0)) * dim
+        size = floats * 4 + tokens * 24  # 24 bytes a token for its id and string, generously
         if size > self.limits.max_message_bytes:
             raise LimitExceeded(
                 "max_message_bytes",

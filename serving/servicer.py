@@ -78,21 +78,14 @@ class EncoderServicer:
 
     def record(self, method: str, code: grpc.StatusCode, t0: float) -> None:
         if self.metrics:
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.latency.labels(method).observe(time.perf_counter() - t0)
+            self.metrics.request(method, code.name, time.perf_counter() - t0)
 
     def _observe(self, res: EncodeResult) -> None:
         if self.metrics:
-            m = self.metrics
-            m.texts.inc(len(res.encodings))
-            m.tokens.inc(sum(len(e.ids) for e in res.encodings))
-            for stage, s in (
-                ("tokenize", res.tokenize_s),
-                ("queue", res.queue_s),
-                ("inference", res.inference_s),
-            ):
-                m.stage.labels(stage).observe(s)
-        self.provider = ""
+            tokens = sum(len(e.ids) for e in res.encodings)
+            self.metrics.encoded(
+                len(res.encodings), tokens, res.tokenize_s, res.queue_s, res.inference_s
+            )
 
     def ready(self) -> Pipeline:
         if self.draining:
