@@ -12,7 +12,7 @@ help:
 	@echo "make test    run the whole test suite (CPU only)"
 	@echo "make model   (re)build the default bundle in $(BUNDLE)"
 	@echo "make lint    ruff check + format check"
-	@echo "make proto   regenerate serving/_proto from protos/"
+	@echo "make proto   regenerate serving/proto from protos/"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
 
 install: $(STAMP)
@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[export,dev,bench]'
 	touch $(STAMP)
 
-$(BUNDLE)/bundle.json: | $(STAMP)
+# Rebuilt when the bundle contract (and so possibly its format version) changes.
+$(BUNDLE)/bundle.json: serving/core/contract.py | $(STAMP)
 	$(BIN)/encoder-export build --out $(BUNDLE)
 
 model: $(STAMP)

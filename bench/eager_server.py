@@ -7,20 +7,21 @@ import sys
 import numpy as np
 import torch
 
-from export import checkpoint as ckpt_io
-from serving.bundle import Bundle
-from serving.server import main
+from zh_rnn_encoder.core.bundle import Bundle
+from zh_rnn_encoder.core.enums import Device
+from zh_rnn_encoder.export import checkpoint as ckpt_io
+from zh_rnn_encoder.transport.app import main
 
 
 class EagerSession:
-    """Quacks like serving.session.EncoderSession, running the torch module instead."""
+    """Quacks like zh_rnn_encoder.runtime.session.Session, running the torch module instead."""
 
     provider = "torch-eager"
 
-    def __init__(self, checkpoint: str, bundle: Bundle, device: str, threads: int) -> None:
+    def __init__(self, checkpoint: str, bundle: Bundle, device: Device, threads: int) -> None:
         torch.set_num_threads(threads)
-        self.model = ckpt_io.load(checkpoint).model.to(device).eval()
-        self.device, self.threads = device, threads
+        self.model = ckpt_io.load(checkpoint).model.to(device.value).eval()
+        self.device, self.threads = device.value, threads
         self.output_dim = bundle.model.output_dim
 
     def run(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,4 +33,4 @@ class EagerSession:
 if __name__ == "__main__":
     # usage: python -m bench.eager_server CHECKPOINT [encoder-serve flags]
     ckpt = sys.argv[1]
-    sys.exit(main(sys.argv[2:], backend=lambda b, d, t: EagerSession(ckpt, b, d, t)))
+    sys.exit(main(sys.argv[2:], session_factory=lambda b, d, t: EagerSession(ckpt, b, d, t)))

@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serving._proto.encoder.v1 import encoder_pb2 as pb
-from serving._proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
 
 TEXTS = Path(__file__).parent / "texts_zh.txt"
 

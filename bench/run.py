@@ -1,8 +1,9 @@
 """`make bench`: our server against baselines measured in the same run, reported as ratios.
 
 Baselines: (1) an empty RPC (grpc.health Check) on the same server stack; (2) the tokenizer alone;
-(3) tokenize + onnxruntime in process; (4) eager PyTorch of the same checkpoint behind the same
-gRPC server; (5) the graph alone, onnxruntime vs eager, for rnn, lstm and gru.
+(3) the in-process Encoder (tokenize, onnxruntime, pooling; no gRPC); (4) eager PyTorch of the
+same checkpoint behind the same gRPC server; (5) the graph alone, onnxruntime vs eager, for rnn,
+lstm and gru.
 """
 
 from __future__ import annotations
@@ -14,29 +15,27 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
 
-import grpc
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from bench.loadgen import load_texts
 from bench.report import chart, markdown, targets
-from export import checkpoint as ckpt_io
-from export.bundle_writer import write_bundle
-from export.checkpoint import Checkpoint
-from export.cli import DEFAULT_CORPUS
-from export.model import ModelConfig, init_model
-from serving.bundle import load_bundle
-from serving.client import EncoderClient
-from serving.config import available_cpus
-from serving.session import EncoderSession
-from serving.tokenizer import Tokenizer
-from serving.vocab import Vocab
+from zh_rnn_encoder import Encoder
+from zh_rnn_encoder.client import wait_until_serving
+from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.export import Checkpoint, export_bundle, init_model
+from zh_rnn_encoder.export import checkpoint as ckpt_io
+from zh_rnn_encoder.export.cli import DEFAULT_CORPUS
+from zh_rnn_encoder.runtime.cpus import available_cpus
+from zh_rnn_encoder.runtime.session import open_session
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results"
@@ -68,7 +67,7 @@ def build_model(cell: str, tok: Tokenizer) -> tuple[Path, Path]:
         )
         d.mkdir(parents=True, exist_ok=True)
         ckpt_io.save(ckpt, ckpt_path)
-        write_bundle(ckpt, bundle, CACHE)
+        export_bundle(ckpt, bundle, "none", jieba_cache=CACHE)  # the bench checks it by use
     return bundle, ckpt_path
 
 
@@ -92,20 +91,15 @@ def tokenizer_alone(tok: Tokenizer, texts: list[str], seconds: float) -> dict:
 
 
 def pipeline_in_process(
-    bundle_dir: Path, tok: Tokenizer, texts: list[str], batch: int, threads: int, seconds: float
+    bundle_dir: Path, texts: list[str], batch: int, threads: int, seconds: float
 ) -> dict:
-    bundle = load_bundle(bundle_dir)
-    session = EncoderSession(bundle, threads=threads)
+    """The public in-process Encoder, one call per ``batch`` texts: the server minus gRPC."""
+    enc = Encoder.from_bundle(bundle_dir, threads=threads, jieba_cache_dir=CACHE)
     chunks = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
 
     def one_pass() -> None:
         for chunk in chunks:
-            ids = [bundle.vocab.encode(tok.tokenize(t)) for t in chunk]
-            lengths = np.array([len(x) for x in ids], dtype=np.int64)
-            padded = np.zeros((len(ids), lengths.max()), dtype=np.int64)
-            for j, x in enumerate(ids):
-                padded[j, : len(x)] = x
-            session.run(padded, lengths)
+            enc.encode(chunk)
 
     per_pass = timeit(one_pass, seconds, 1)
     return {"texts_per_s": len(chunks) * batch / per_pass}
@@ -118,7 +112,7 @@ def graph_only(cells: list[str], threads: int, seconds: float, tok: Tokenizer) -
     for cell in cells:
         bundle_dir, ckpt_path = build_model(cell, tok)
         model = ckpt_io.load(ckpt_path).model
-        session = EncoderSession(load_bundle(bundle_dir), threads=threads)
+        session = open_session(load_bundle(bundle_dir), threads=threads)
         for b, s in ((1, 20), (32, 50)):
             ids = rng.integers(0, model.config.vocab_size, (b, s))
             lengths = rng.integers(max(1, s // 2), s + 1, b)
@@ -146,9 +140,12 @@ def graph_only(cells: list[str], threads: int, seconds: float, tok: Tokenizer) -
 class Server:
     def __init__(self, name: str, cmd: list[str], threads: int) -> None:
         self.name = name
+        port_file = OUT / f"{name}.port"
+        port_file.unlink(missing_ok=True)
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
+            "PORT_FILE": str(port_file),
             "LISTEN": "127.0.0.1:0",
             "THREADS": str(threads),
             "JIEBA_CACHE_DIR": str(CACHE),
@@ -156,30 +153,15 @@ class Server:
         }
         self.err = open(OUT / f"{name}.log", "w")  # noqa: SIM115
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-        for line in self.proc.stderr:
-            self.err.write(line)
-            if m := re.search(r"listening on [\d.]+:(\d+)", line):
-                self.target = f"127.0.0.1:{m.group(1)}"
-                break
-        else:
-            raise RuntimeError(f"{name} did not start; see {self.err.name}")
-        threading.Thread(target=self.err.writelines, args=(self.proc.stderr,), daemon=True).start()
-        self._wait_serving(120)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=self.err)
+        while not port_file.is_file():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} did not start; see {self.err.name}")
+            time.sleep(0.005)
+        self.target = f"127.0.0.1:{int(port_file.read_text())}"
+        wait_until_serving(self.target, 120)
         self.start_to_serving_s = time.perf_counter() - t0
         self.rss_idle_mb = self.rss_mb()
-
-    def _wait_serving(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with EncoderClient(self.target, timeout=1) as c:
-            while time.monotonic() < deadline:
-                try:
-                    if c.health() == "SERVING":
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.01)
-        raise TimeoutError(f"{self.name} not SERVING after {timeout}s")
 
     def rss_mb(self, key: str = "VmRSS") -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -277,12 +259,12 @@ def main() -> int:
     log(f"in-process baselines ({threads} threads)")
     res["baselines"] = {
         "tokenizer": tokenizer_alone(tok, texts, seconds),
-        "pipeline_1": pipeline_in_process(bundle, tok, texts, 1, threads, seconds),
-        "pipeline_32": pipeline_in_process(bundle, tok, texts, 32, threads, seconds),
+        "pipeline_1": pipeline_in_process(bundle, texts, 1, threads, seconds),
+        "pipeline_32": pipeline_in_process(bundle, texts, 32, threads, seconds),
     }
     res["graph"] = graph_only(["rnn", "lstm", "gru"], 1, seconds / 4 if a.quick else 1.0, tok)
     res["server_runs"], res["servers"] = [], {}
-    serve = [sys.executable, "-m", "serving.server", "--bundle", str(bundle)]
+    serve = [sys.executable, "-m", "zh_rnn_encoder.transport.app", "--bundle", str(bundle)]
     eager = [sys.executable, "-m", "bench.eager_server", str(ckpt), "--bundle", str(bundle)]
     for name, cmd, mat in (
         ("ours", serve, matrix),

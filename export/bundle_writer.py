@@ -1,78 +1,151 @@
-"""Write a model bundle directory: graph, vocabulary, golden samples and bundle.json with hashes."""
+"""Export a checkpoint to a verified model bundle: graph, vocabulary, golden samples, bundle.json.
+
+``export_bundle`` is the one entry point (the CLI, the README and the tests call it): it writes
+the bundle beside its destination, verifies it there and only then moves it into place, so a
+bundle at ``out`` has always passed the checks it was asked for.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import onnx
 
-from export import onnx_export
-from export.checkpoint import Checkpoint
-from export.golden import write_golden
-from serving import contract
-from serving.bundle import sha256_file
-from serving.tokenizer import Tokenizer
+from zh_rnn_encoder import __version__
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.manifest import (
+    GoldenInfo,
+    GraphInfo,
+    Manifest,
+    TokenizerConfig,
+    VocabInfo,
+    sha256_file,
+)
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.export import onnx_export
+from zh_rnn_encoder.export.checkpoint import Checkpoint
+from zh_rnn_encoder.export.golden import write_golden
+from zh_rnn_encoder.export.verify import GRIDS, verify
+from zh_rnn_encoder.runtime.encoder import Encoder
 
-VERSION = "0.1.0"
+
+class Verify(StrEnum):
+    """How much of verification runs before a bundle is moved into place."""
+
+    FULL = "full"  # golden self-test in the runtime, then parity on the full grid (the bar)
+    QUICK = "quick"  # golden self-test, then parity on a small grid
+    NONE = "none"  # nothing: only for bundles that a test or a benchmark builds and checks itself
 
 
-def write_bundle(ckpt: Checkpoint, out_dir: Path, jieba_cache: Path | None = None) -> Path:
-    """Write the bundle into a sibling temporary directory, then move it into place whole."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    verify: Verify
+    write_s: float
+    golden_max_abs_err: float | None = None
+    parity_cases: int = 0
+    parity_max_abs_err: float | None = None
+    invariance_max_abs_err: float | None = None
+    verify_s: float = 0.0
+
+
+def export_bundle(
+    ckpt: Checkpoint,
+    out: str | Path,
+    verify_level: Verify | str = Verify.FULL,
+    *,
+    jieba_cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """Write, verify and move into place; raises BundleError or VerificationError listing every
+    problem, and then nothing is left at ``out`` (an older bundle there is kept)."""
+    level, out = Verify(verify_level), Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    t0 = time.perf_counter()
+    try:
+        _write(ckpt, tmp, jieba_cache)
+        written = time.perf_counter()
+        report = ExportReport(out, level, written - t0)
+        if level is not Verify.NONE:
+            report = _verify(ckpt, tmp, level, jieba_cache, progress, report)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _verify(
+    ckpt: Checkpoint,
+    path: Path,
+    level: Verify,
+    jieba_cache: Path | None,
+    progress: Callable[[str], None] | None,
+    report: ExportReport,
+) -> ExportReport:
+    """The runtime's own start-up checks, then parity against eager PyTorch on a grid."""
+    t0 = time.perf_counter()
+    enc = Encoder.from_bundle(path, threads=1, jieba_cache_dir=jieba_cache)
+    parity = verify(
+        onnx.load(path / contract.GRAPH_FILE), ckpt.model, progress=progress, **GRIDS[level.value]
+    )
+    return ExportReport(
+        report.path,
+        level,
+        report.write_s,
+        golden_max_abs_err=enc.golden_err,
+        parity_cases=parity.cases,
+        parity_max_abs_err=parity.max_abs_err,
+        invariance_max_abs_err=parity.max_invariance_err,
+        verify_s=time.perf_counter() - t0,
+    )
+
+
+def _write(ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ckpt.vocab.save(tmp / contract.VOCAB_FILE)
-    user_dict_path = None
-    if ckpt.tokenizer.user_dict:
+    tok, user_dict_path = ckpt.tokenizer, None
+    if tok.user_dict:
         user_dict_path = tmp / contract.USER_DICT_FILE
         user_dict_path.write_text(ckpt.user_dict or "", encoding="utf-8")
+        tok = TokenizerConfig(tok.hmm, contract.USER_DICT_FILE, tok.whitespace, tok.jieba_version)
     graph = onnx_export.build_graph(ckpt.model, sha256_file(tmp / contract.VOCAB_FILE))
     onnx.save(graph, tmp / contract.GRAPH_FILE)
-    tokenizer = Tokenizer(ckpt.tokenizer, user_dict_path, jieba_cache)
-    write_golden(ckpt.model, tokenizer, ckpt.vocab, tmp)
-    manifest = _manifest(ckpt, tmp)
+    write_golden(ckpt.model, Tokenizer(tok, user_dict_path, jieba_cache), ckpt.vocab, tmp)
+    manifest = _manifest(ckpt, tok, tmp)
     (tmp / contract.MANIFEST_FILE).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        json.dumps(manifest.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
 
 
-def _manifest(ckpt: Checkpoint, bundle_dir: Path) -> dict:
+def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manifest:
     c, v = ckpt.model.config, ckpt.vocab
-    tok = ckpt.tokenizer
-    if tok.user_dict:
-        tok = type(tok)(hmm=tok.hmm, user_dict=contract.USER_DICT_FILE, whitespace=tok.whitespace)
     files = sorted(p.name for p in bundle_dir.iterdir() if p.is_file())
-    return {
-        "format": contract.BUNDLE_FORMAT,
-        "format_version": contract.BUNDLE_FORMAT_VERSION,
-        "model": c.to_json(),
-        "tokenizer": tok.to_json(),
-        "vocab": {
-            "file": contract.VOCAB_FILE,
-            "size": len(v),
-            "pad_id": v.pad_id,
-            "unk_id": v.unk_id,
-        },
-        "graph": {
-            "file": contract.GRAPH_FILE,
-            "opset": onnx_export.OPSET,
-            "inputs": [s.to_json() for s in contract.INPUTS],
-            "outputs": [s.to_json() for s in contract.output_specs(c.output_dim)],
-            "dynamic_axes": [contract.BATCH_AXIS, contract.SEQ_AXIS],
-        },
-        "golden": {
-            "texts": contract.GOLDEN_TEXTS_FILE,
-            "arrays": contract.GOLDEN_ARRAYS_FILE,
-            "atol": contract.GOLDEN_ATOL,
-        },
-        "files": {name: sha256_file(bundle_dir / name) for name in files},
-        "tools": {**onnx_export.tool_versions(), "zh-rnn-encoder": VERSION},
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return Manifest(
+        format=contract.BUNDLE_FORMAT,
+        format_version=contract.BUNDLE_FORMAT_VERSION,
+        model=c,
+        tokenizer=tok,
+        vocab=VocabInfo(contract.VOCAB_FILE, len(v), v.pad_id, v.unk_id),
+        graph=GraphInfo(
+            file=contract.GRAPH_FILE,
+            opset=onnx_export.OPSET,
+            inputs=contract.INPUTS,
+            outputs=contract.output_specs(c.output_dim),
+            dynamic_axes=(contract.BATCH_AXIS, contract.SEQ_AXIS),
+        ),
+        golden=GoldenInfo(
+            contract.GOLDEN_TEXTS_FILE, contract.GOLDEN_ARRAYS_FILE, contract.GOLDEN_ATOL
+        ),
+        files={name: sha256_file(bundle_dir / name) for name in files},
+        tools={**onnx_export.tool_versions(), "zh-rnn-encoder": __version__},
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )

@@ -7,18 +7,20 @@ from pathlib import Path
 
 import torch
 
-from export.model import Encoder, ModelConfig
-from serving.tokenizer import TokenizerConfig
-from serving.vocab import Vocab
+from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig, from_json, to_json
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.export.model import TorchEncoder
 
 CHECKPOINT_FORMAT = "zh-rnn-encoder-checkpoint/1"
+# Written by 0.1 checkpoints and derivable from the rest; dropped on load.
+_LEGACY_KEYS = {"config": ("directions", "output_dim"), "tokenizer": ("name",)}
 
 
 @dataclass
 class Checkpoint:
     """Everything export needs: the model, its vocabulary and how text was segmented for it."""
 
-    model: Encoder
+    model: TorchEncoder
     vocab: Vocab
     tokenizer: TokenizerConfig
     user_dict: str | None = None  # the user dictionary's text, when the tokenizer uses one
@@ -35,10 +37,10 @@ def save(ckpt: Checkpoint, path: Path) -> None:
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
-            "config": ckpt.model.config.to_json(),
+            "config": to_json(ckpt.model.config),
             "state_dict": ckpt.model.state_dict(),
             "vocab": ckpt.vocab.to_json(),
-            "tokenizer": ckpt.tokenizer.to_json(),
+            "tokenizer": to_json(ckpt.tokenizer),
             "user_dict": ckpt.user_dict,
         },
         Path(path),
@@ -49,11 +51,13 @@ def load(path: Path) -> Checkpoint:
     d = torch.load(Path(path), map_location="cpu", weights_only=True)
     if d.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a checkpoint of format {CHECKPOINT_FORMAT!r}")
-    model = Encoder(ModelConfig.from_json(d["config"]))
+    for section, keys in _LEGACY_KEYS.items():
+        d[section] = {k: v for k, v in d[section].items() if k not in keys}
+    model = TorchEncoder(from_json(ModelConfig, d["config"], "config"))
     model.load_state_dict(d["state_dict"])
     return Checkpoint(
         model=model.eval(),
         vocab=Vocab.from_json_text(d["vocab"]),
-        tokenizer=TokenizerConfig.from_json(d["tokenizer"]),
+        tokenizer=from_json(TokenizerConfig, d["tokenizer"], "tokenizer"),
         user_dict=d["user_dict"],
     )

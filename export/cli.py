@@ -9,21 +9,20 @@ from pathlib import Path
 
 import onnx
 
-from export import checkpoint as ckpt_io
-from export.bundle_writer import write_bundle
-from export.checkpoint import Checkpoint
-from export.model import ModelConfig, init_model
-from export.verify import GRID_BATCHES, GRID_SEQS, VerificationError, verify
-from serving import contract
-from serving.bundle import load_bundle
-from serving.errors import BundleError
-from serving.selftest import run_golden
-from serving.session import EncoderSession
-from serving.tokenizer import Tokenizer, TokenizerConfig
-from serving.vocab import Vocab
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Cell, Whitespace
+from zh_rnn_encoder.core.errors import BundleError
+from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.export import checkpoint as ckpt_io
+from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
+from zh_rnn_encoder.export.checkpoint import Checkpoint
+from zh_rnn_encoder.export.model import init_model
+from zh_rnn_encoder.export.verify import GRIDS, VerificationError, verify
+from zh_rnn_encoder.runtime.encoder import Encoder
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "corpus_zh.txt"
-QUICK = {"batches": (1, 17), "seqs": (1, 7, 130), "n_random": 2}
 
 
 def log(msg: str) -> None:
@@ -63,31 +62,41 @@ def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
     return Checkpoint(init_model(config, a.seed), vocab, _tokenizer_config(a), user_dict)
 
 
-def _export(ckpt: Checkpoint, out: Path, quick: bool) -> None:
-    t0 = time.perf_counter()
-    write_bundle(ckpt, out)
-    log(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
-    _verify_bundle(out, ckpt, quick)
+def _level(a: argparse.Namespace) -> Verify:
+    return Verify.QUICK if a.quick else Verify.FULL
 
 
-def _verify_bundle(path: Path, ckpt: Checkpoint | None, quick: bool) -> None:
-    bundle = load_bundle(path)
-    tok = Tokenizer(bundle.tokenizer, bundle.user_dict_path)
-    err = run_golden(bundle, tok, EncoderSession(bundle))
+def _export(ckpt: Checkpoint, out: Path, level: Verify) -> None:
+    _log_report(export_bundle(ckpt, out, level, progress=log))
+
+
+def _log_report(r: ExportReport) -> None:
+    log(f"wrote {r.path} in {r.write_s:.1f}s")
+    log(f"{r.path}: hashes, graph I/O and golden samples ok (max err {r.golden_max_abs_err:.2e})")
+    _log_parity(r.parity_cases, r.verify_s, r.parity_max_abs_err, r.invariance_max_abs_err)
+
+
+def _log_parity(cases: int, seconds: float, err: float, invariance: float) -> None:
     log(
-        f"{path}: hashes, graph I/O and {len(bundle.golden.texts)} golden samples ok "
-        f"(max err {err:.2e})"
+        f"parity ok on {cases} shapes in {seconds:.1f}s: max abs err {err:.2e} "
+        f"(<= {contract.PARITY_ATOL:g}), batch invariance {invariance:.2e} "
+        f"(<= {contract.BATCH_INVARIANCE_ATOL:g})"
+    )
+
+
+def _verify_bundle(path: Path, ckpt: Checkpoint | None, level: Verify) -> None:
+    """An existing bundle: the runtime's start-up checks, then parity given the checkpoint."""
+    enc = Encoder.from_bundle(path, threads=1)
+    log(
+        f"{path}: hashes, graph I/O and {len(enc.bundle.golden.texts)} golden samples ok "
+        f"(max err {enc.golden_err:.2e})"
     )
     if ckpt is None:
         return
-    grid = QUICK if quick else {"batches": GRID_BATCHES, "seqs": GRID_SEQS, "n_random": 8}
     t0 = time.perf_counter()
-    report = verify(onnx.load(path / contract.GRAPH_FILE), ckpt.model, progress=log, **grid)
-    log(
-        f"parity ok on {report.cases} shapes in {time.perf_counter() - t0:.1f}s: max abs err "
-        f"{report.max_abs_err:.2e} (<= {contract.PARITY_ATOL:g}), batch invariance "
-        f"{report.max_invariance_err:.2e} (<= {contract.BATCH_INVARIANCE_ATOL:g})"
-    )
+    graph = onnx.load(path / contract.GRAPH_FILE)
+    r = verify(graph, ckpt.model, progress=log, **GRIDS[level.value])
+    _log_parity(r.cases, time.perf_counter() - t0, r.max_abs_err, r.max_invariance_err)
 
 
 def cmd_vocab(a: argparse.Namespace) -> None:
@@ -101,11 +110,11 @@ def cmd_init(a: argparse.Namespace) -> None:
 
 
 def cmd_bundle(a: argparse.Namespace) -> None:
-    _export(ckpt_io.load(a.checkpoint), a.out, a.quick)
+    _export(ckpt_io.load(a.checkpoint), a.out, _level(a))
 
 
 def cmd_verify(a: argparse.Namespace) -> None:
-    _verify_bundle(a.bundle, ckpt_io.load(a.checkpoint) if a.checkpoint else None, a.quick)
+    _verify_bundle(a.bundle, ckpt_io.load(a.checkpoint) if a.checkpoint else None, _level(a))
 
 
 def cmd_build(a: argparse.Namespace) -> None:
@@ -113,7 +122,7 @@ def cmd_build(a: argparse.Namespace) -> None:
     if a.checkpoint_out:
         ckpt_io.save(ckpt, a.checkpoint_out)
         log(f"wrote {a.checkpoint_out}")
-    _export(ckpt, a.out, a.quick)
+    _export(ckpt, a.out, _level(a))
 
 
 def _add_tokenizer_args(p: argparse.ArgumentParser) -> None:
@@ -121,7 +130,7 @@ def _add_tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user-dict", type=Path, help="jieba user dictionary, shipped in the bundle")
     p.add_argument(
         "--whitespace",
-        choices=("keep", "drop"),
+        choices=[w.value for w in Whitespace],
         default="keep",
         help="keep whitespace tokens (as jieba.lcut does) or drop them",
     )
@@ -135,7 +144,7 @@ def _add_vocab_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cell", choices=contract.CELLS, default="rnn")
+    p.add_argument("--cell", choices=[c.value for c in Cell], default="rnn")
     p.add_argument("--embedding-dim", type=int, default=128)
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--layers", type=int, default=1)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.model import Encoder
-from serving import contract
-from serving.tokenizer import Tokenizer
-from serving.vocab import Vocab
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.export.model import TorchEncoder
+from zh_rnn_encoder.runtime.padding import pad
 
 TUTORIAL_SENTENCE = "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"
 
@@ -33,18 +34,16 @@ GOLDEN_TEXTS = (
 )
 
 
-def write_golden(model: Encoder, tokenizer: Tokenizer, vocab: Vocab, out_dir: Path) -> None:
+def write_golden(model: TorchEncoder, tokenizer: Tokenizer, vocab: Vocab, out_dir: Path) -> None:
     """Segment, look up and run each text alone through eager PyTorch; save texts and arrays."""
     tokens = [tokenizer.tokenize(t) for t in GOLDEN_TEXTS]
     ids = [vocab.encode(toks) for toks in tokens]
-    lengths = np.array([len(i) for i in ids], dtype=np.int64)
-    seq, dim = int(lengths.max()), model.config.output_dim
-    padded = np.full((len(ids), seq), vocab.pad_id, dtype=np.int64)
+    padded, lengths = pad(ids, vocab.pad_id)
+    seq, dim = padded.shape[1], model.config.output_dim
     states = np.zeros((len(ids), seq, dim), dtype=np.float32)
     final = np.zeros((len(ids), dim), dtype=np.float32)
     with torch.no_grad():
         for i, row in enumerate(ids):
-            padded[i, : len(row)] = row
             s, f = model(torch.from_numpy(row[None]), torch.tensor([len(row)]))
             states[i, : len(row)] = s[0].numpy()
             final[i] = f[0].numpy()

@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from serving.contract import CELLS
+from zh_rnn_encoder.core.enums import Cell
+from zh_rnn_encoder.core.manifest import ModelConfig
 
-_CELL_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Sizes of the encoder; the defaults are the tutorial's (embedding 128, hidden 256, tanh)."""
-
-    vocab_size: int
-    cell: str = "rnn"
-    embedding_dim: int = 128
-    hidden_size: int = 256
-    num_layers: int = 1
-    bidirectional: bool = False
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    @property
-    def output_dim(self) -> int:
-        return self.directions * self.hidden_size
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "directions": self.directions, "output_dim": self.output_dim}
-
-    @classmethod
-    def from_json(cls, d: dict) -> ModelConfig:
-        keys = ("vocab_size", "cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional")
-        return cls(**{k: d[k] for k in keys})
+_CELL_CLASSES: dict[Cell, type[nn.RNNBase]] = {
+    Cell.RNN: nn.RNN,
+    Cell.LSTM: nn.LSTM,
+    Cell.GRU: nn.GRU,
+}
 
 
-class Encoder(nn.Module):
+class TorchEncoder(nn.Module):
     """ids [batch, seq] + lengths [batch] -> states [batch, seq, D*H], final [batch, D*H]."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -81,11 +49,13 @@ class Encoder(nn.Module):
         return states, final
 
     @classmethod
-    def from_modules(cls, embedding: nn.Embedding, rnn: nn.RNNBase, extra_rows: int = 0) -> Encoder:
+    def from_modules(
+        cls, embedding: nn.Embedding, rnn: nn.RNNBase, extra_rows: int = 0
+    ) -> TorchEncoder:
         """Wrap modules built as in the tutorial (seq-first ``nn.RNN(128, 256)`` and friends).
 
         ``extra_rows`` appends zero embedding rows for reserved tokens the user's vocabulary lacked
-        (see serving.vocab.Vocab.from_mapping); they never change the encoding of known words.
+        (see Vocab.from_mapping); they never change the encoding of known words.
         """
         cell = next((k for k, v in _CELL_CLASSES.items() if type(rnn) is v), None)
         if cell is None:
@@ -117,11 +87,11 @@ class Encoder(nn.Module):
         return model.eval()
 
 
-def init_model(config: ModelConfig, seed: int) -> Encoder:
+def init_model(config: ModelConfig, seed: int) -> TorchEncoder:
     """A randomly initialised encoder, the same for the same seed (the tutorial's model)."""
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        return Encoder(config).eval()
+        return TorchEncoder(config).eval()
     finally:
         torch.random.set_rng_state(gen_state)

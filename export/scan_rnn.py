@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from export.model import Encoder
-from export.weights import layer_weights
-from serving import contract
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.export.model import TorchEncoder
+from zh_rnn_encoder.export.weights import layer_weights
 
 # Fold the embedding into the first projection while the table stays below this size.
 MAX_FOLDED_TABLE_BYTES = 64 << 20
@@ -46,7 +47,7 @@ def _step_body(hidden: int) -> object:
     )
 
 
-def fold_first_layer(model: Encoder) -> bool:
+def fold_first_layer(model: TorchEncoder) -> bool:
     c = model.config
     return c.vocab_size * c.directions * c.hidden_size * 4 <= MAX_FOLDED_TABLE_BYTES
 
@@ -61,11 +62,11 @@ def _mask_nodes(nodes: list, inits: list) -> None:
         numpy_helper.from_array(np.zeros((1,), np.float32), "zero_f"),
     ]
     nodes += [
-        helper.make_node("Shape", ["ids"], ["ids_shape"]),
+        helper.make_node("Shape", [contract.IDS.name], ["ids_shape"]),
         helper.make_node("Gather", ["ids_shape", "i_one"], ["seq_len"], axis=0),
         helper.make_node("Range", ["i_zero", "seq_len", "i_one"], ["steps"]),
         helper.make_node("Unsqueeze", ["steps", "axes_last"], ["steps_col"]),  # [S, 1]
-        helper.make_node("Unsqueeze", ["lengths", "axes_0"], ["lengths_row"]),  # [1, B]
+        helper.make_node("Unsqueeze", [contract.LENGTHS.name, "axes_0"], ["lengths_row"]),  # [1, B]
         helper.make_node("Less", ["steps_col", "lengths_row"], ["mask_sb"]),
         helper.make_node("Unsqueeze", ["mask_sb", "axes_last"], ["mask"]),  # [S, B, 1]
     ]
@@ -88,7 +89,7 @@ def _h0(nodes: list, inits: list, hidden: int) -> None:
 
 
 def _projection(
-    model: Encoder,
+    model: TorchEncoder,
     name: str,
     w: np.ndarray,
     b: np.ndarray,
@@ -115,7 +116,7 @@ def _projection(
 
 
 def _scan(
-    model: Encoder, name: str, d: int, weights: tuple, x: str | None, nodes: list, inits: list
+    model: TorchEncoder, name: str, d: int, weights: tuple, x: str | None, nodes: list, inits: list
 ):
     """Direction ``d`` (1: backward) of one layer: Y [S, B, H] in time order, final h [B, H]."""
     w, r, b = (a[d] for a in weights)
@@ -140,9 +141,15 @@ def _scan(
     return f"{name}_Y", f"{name}_h"
 
 
-def rnn_layers(model: Encoder, nodes: list, inits: list) -> None:
-    """Append the tanh RNN on ``ids_t`` [S, B]; writes contract.STATES and contract.FINAL."""
+def expected_ops(config: ModelConfig) -> dict[str, int]:
+    """The loop ops a correct export holds: one Scan per layer and direction, none unrolled."""
+    return {"Scan": config.num_layers * config.directions}
+
+
+def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
+    """Append the whole tanh RNN: contract.IDS and LENGTHS in, contract.STATES and FINAL out."""
     c = model.config
+    nodes.append(helper.make_node("Transpose", [contract.IDS.name], ["ids_t"], perm=[1, 0]))
     _mask_nodes(nodes, inits)
     _h0(nodes, inits, c.hidden_size)
     x = None  # the first layer gathers its projection from the folded table

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from export.checkpoint import Checkpoint
-from export.model import Encoder
-from serving.tokenizer import TokenizerConfig
-from serving.vocab import Vocab
+from zh_rnn_encoder.core.manifest import TokenizerConfig
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.export.checkpoint import Checkpoint
+from zh_rnn_encoder.export.model import TorchEncoder
 
 
 def checkpoint_from_modules(
     embedding: nn.Embedding,
     rnn: nn.RNNBase,
     word_to_index: dict[str, int],
-    tokenizer: TokenizerConfig = TokenizerConfig(),
+    tokenizer: TokenizerConfig | None = None,
 ) -> Checkpoint:
     """A checkpoint from tutorial-style modules.
 
@@ -26,5 +26,5 @@ def checkpoint_from_modules(
             f"{len(word_to_index)} words but the embedding has {embedding.num_embeddings} rows"
         )
     vocab = Vocab.from_mapping(word_to_index)
-    model = Encoder.from_modules(embedding, rnn, extra_rows=len(vocab) - len(word_to_index))
-    return Checkpoint(model=model, vocab=vocab, tokenizer=tokenizer)
+    model = TorchEncoder.from_modules(embedding, rnn, extra_rows=len(vocab) - len(word_to_index))
+    return Checkpoint(model=model, vocab=vocab, tokenizer=tokenizer or TokenizerConfig())

@@ -11,15 +11,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
-from export.model import Encoder
-from export.onnx_export import expected_recurrent_ops
-from serving import contract
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.export.model import TorchEncoder
+from zh_rnn_encoder.export.onnx_export import expected_recurrent_ops
+from zh_rnn_encoder.runtime.session import Session
 
 GRID_BATCHES = (1, 3, 17, 64)
 GRID_SEQS = (1, 2, 7, 33, 128, 512)
+# Grids by verification level: the full one is the quality bar; quick is for tests and drafts.
+GRIDS = {
+    "full": {"batches": GRID_BATCHES, "seqs": GRID_SEQS, "n_random": 8},
+    "quick": {"batches": (1, 17), "seqs": (1, 7, 130), "n_random": 2},
+}
 RECURRENT_OPS = ("RNN", "LSTM", "GRU", "Scan", "Loop")
 
 
@@ -48,7 +53,7 @@ class Report:
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
-def check_structure(graph: onnx.ModelProto, model: Encoder) -> list[Mismatch]:
+def check_structure(graph: onnx.ModelProto, model: TorchEncoder) -> list[Mismatch]:
     """Named, typed I/O with symbolic batch/seq axes, and exactly one recurrent op per layer."""
     out = []
     want = (*contract.INPUTS, *contract.output_specs(model.config.output_dim))
@@ -84,7 +89,9 @@ def random_batch(
     return ids, lengths
 
 
-def _eager(model: Encoder, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _eager(
+    model: TorchEncoder, ids: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         s, f = model(torch.from_numpy(ids), torch.from_numpy(lengths))
     return s.numpy(), f.numpy()
@@ -140,7 +147,7 @@ def shape_cases(
 
 def verify(
     graph: onnx.ModelProto,
-    model: Encoder,
+    model: TorchEncoder,
     *,
     batches: Iterable[int] = GRID_BATCHES,
     seqs: Iterable[int] = GRID_SEQS,
@@ -152,17 +159,7 @@ def verify(
 ) -> Report:
     """Runs every check; raises VerificationError listing all mismatches, else returns a Report."""
     report = Report(mismatches=check_structure(graph, model))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-    def run(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(
-            sess.run(
-                [contract.STATES, contract.FINAL],
-                {contract.IDS.name: ids, contract.LENGTHS.name: lengths},
-            )
-        )
+    run = Session(graph.SerializeToString(), threads=1).run
 
     rng = np.random.default_rng(seed)
     cases = shape_cases(rng, batches, seqs, n_random)

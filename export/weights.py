@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.model import Encoder
+from zh_rnn_encoder.core.enums import Cell
+from zh_rnn_encoder.export.model import TorchEncoder
 
 # torch gate order -> ONNX gate order, as row blocks of the stacked weight matrices.
 _GATE_ORDER = {
-    "rnn": [0],  # single tanh gate
-    "lstm": [0, 3, 1, 2],  # torch (i, f, g, o) -> ONNX (i, o, f, c)
-    "gru": [1, 0, 2],  # torch (r, z, n) -> ONNX (z, r, h)
+    Cell.RNN: [0],  # single tanh gate
+    Cell.LSTM: [0, 3, 1, 2],  # torch (i, f, g, o) -> ONNX (i, o, f, c)
+    Cell.GRU: [1, 0, 2],  # torch (r, z, n) -> ONNX (z, r, h)
 }
 
 
-def _reorder(w: np.ndarray, cell: str, hidden: int) -> np.ndarray:
+def _reorder(w: np.ndarray, cell: Cell, hidden: int) -> np.ndarray:
     blocks = [w[g * hidden : (g + 1) * hidden] for g in _GATE_ORDER[cell]]
     return np.concatenate(blocks, axis=0)
 
 
-def layer_weights(model: Encoder, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_weights(model: TorchEncoder, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ONNX W [D, G*H, in], R [D, G*H, H], B [D, 2*G*H] for one layer of the torch module."""
     c, sd = model.config, model.rnn.state_dict()
     suffixes = [""] + (["_reverse"] if c.bidirectional else [])

@@ -1,4 +1,4 @@
-"""Generate serving/_proto from protos/ (`make proto`); the staleness test calls generate() too."""
+"""Generate serving/proto from protos/ (`make proto`); the staleness test calls generate() too."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 PROTOS = ["encoder/v1/encoder.proto"]
-PACKAGE = "serving._proto"
-OUT = ROOT.parent / "serving" / "_proto"
+OUT = ROOT.parent / "serving" / "proto"
 
 
 def generate(out: Path = OUT) -> list[Path]:
-    """Run protoc into ``out`` and make the generated imports package-relative."""
+    """Run protoc into ``out`` and make the generated imports relative, so the code works under
+    whatever name the package is installed as."""
     from grpc_tools import protoc
 
     out.mkdir(parents=True, exist_ok=True)
@@ -32,7 +32,7 @@ def generate(out: Path = OUT) -> list[Path]:
     for p in files:
         text = re.sub(
             r"^from encoder\.v1 import",
-            f"from {PACKAGE}.encoder.v1 import",
+            "from . import",
             p.read_text(encoding="utf-8"),
             flags=re.M,
         )
@@ -57,6 +57,6 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as tmp:
             generate(Path(tmp))
             stale = generated_text(Path(tmp)) != generated_text(OUT)
-        sys.exit("serving/_proto is stale: run `make proto`" if stale else 0)
+        sys.exit("serving/proto is stale: run `make proto`" if stale else 0)
     for p in generate():
         print(p.relative_to(ROOT.parent))

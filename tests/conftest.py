@@ -38,14 +38,14 @@ def jieba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(jieba_cache: Path):
-    from serving.tokenizer import Tokenizer
+    from zh_rnn_encoder.core.tokenizer import Tokenizer
 
     return Tokenizer(cache_dir=jieba_cache)
 
 
 @pytest.fixture(scope="session")
 def default_corpus() -> Path:
-    from export.cli import DEFAULT_CORPUS
+    from zh_rnn_encoder.export.cli import DEFAULT_CORPUS
 
     return DEFAULT_CORPUS
 
@@ -53,11 +53,9 @@ def default_corpus() -> Path:
 @pytest.fixture(scope="session")
 def bundle_factory(tmp_path_factory: pytest.TempPathFactory, tokenizer, default_corpus: Path):
     """build(cell=..., num_layers=..., bidirectional=..., **sizes) -> (bundle dir, checkpoint)."""
-    from export.bundle_writer import write_bundle
-    from export.checkpoint import Checkpoint
-    from export.model import ModelConfig, init_model
-    from serving.tokenizer import TokenizerConfig
-    from serving.vocab import Vocab
+    from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+    from zh_rnn_encoder.core.vocab import Vocab
+    from zh_rnn_encoder.export import Checkpoint, export_bundle, init_model
 
     lines = default_corpus.read_text(encoding="utf-8").splitlines()
     vocab = Vocab.build(tokenizer.tokenize(x) for x in lines)
@@ -69,7 +67,9 @@ def bundle_factory(tmp_path_factory: pytest.TempPathFactory, tokenizer, default_
             model = init_model(ModelConfig(vocab_size=len(vocab), **kw), seed)
             ckpt = Checkpoint(model, vocab, TokenizerConfig())
             out = tmp_path_factory.mktemp("bundle") / "b"
-            cache[key] = (write_bundle(ckpt, out), ckpt)
+            # verified by the tests that use it (parity with eager PyTorch through the server)
+            export_bundle(ckpt, out, "none")
+            cache[key] = (out, ckpt)
         return cache[key]
 
     return build

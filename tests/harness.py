@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -15,14 +15,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serving.config import Limits, ServerConfig
-from serving.server import App, build_server
+from zh_rnn_encoder.client import wait_until_serving
+from zh_rnn_encoder.runtime.limits import Limits
+from zh_rnn_encoder.transport.app import App, build_server
+from zh_rnn_encoder.transport.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Makes `import torch` fail in the child: serving must never need it.
 NO_TORCH = (
     "import sys; sys.modules['torch'] = None; "
-    "from serving.server import main; sys.exit(main(sys.argv[1:]))"
+    "from zh_rnn_encoder.transport.app import main; sys.exit(main(sys.argv[1:]))"
 )
 
 
@@ -73,27 +75,28 @@ def health(target: str, service: str = "", timeout: float = 5) -> str:
 
 def wait_health(target: str, want: str, timeout: float = 60) -> float:
     """Seconds until the health check says ``want``; raises TimeoutError otherwise."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if health(target, timeout=1) == want:
-                return time.monotonic() - t0
-        except grpc.RpcError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"{target} not {want} after {timeout}s")
+    return wait_until_serving(target, timeout, want)
 
 
 class ServerProcess:
-    """encoder-serve in a child process where importing torch fails; stderr collected."""
+    """encoder-serve in a child process where importing torch fails; stderr collected.
+
+    The server writes its bound port to a --port-file (PORT_FILE) that this class chooses.
+    """
 
     def __init__(self, *args: str, env: dict | None = None, no_torch: bool = True) -> None:
         cmd = (
             [sys.executable, "-c", NO_TORCH]
             if no_torch
-            else [sys.executable, "-m", "serving.server"]
+            else [sys.executable, "-m", "zh_rnn_encoder.transport.app"]
         )
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.port_file = Path(tempfile.mkdtemp(prefix="encoder-port-")) / "port"
+        full_env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PORT_FILE": str(self.port_file),
+            **(env or {}),
+        }
         self.proc = subprocess.Popen(
             [*cmd, *args],
             cwd=ROOT,
@@ -117,12 +120,12 @@ class ServerProcess:
     def port(self, timeout: float = 60) -> int:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            if m := re.search(r"listening on [\d.]+:(\d+)", self.log):
-                return int(m.group(1))
+            if self.port_file.is_file():
+                return int(self.port_file.read_text())
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log}")
             time.sleep(0.01)
-        raise TimeoutError(f"no listening line after {timeout}s:\n{self.log}")
+        raise TimeoutError(f"no port file after {timeout}s:\n{self.log}")
 
     def wait(self, timeout: float = 60) -> int:
         rc = self.proc.wait(timeout)

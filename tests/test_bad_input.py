@@ -6,11 +6,11 @@ import grpc
 import numpy as np
 import pytest
 
-from serving._proto.encoder.v1 import encoder_pb2 as pb
-from serving.client import EncoderClient, encode_request
-from serving.config import Limits
 from tests.conftest import SMALL, TUTORIAL
 from tests.harness import InProcessServer
+from zh_rnn_encoder.client import EncoderClient, encode_request
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.runtime.limits import Limits
 
 LIMITS = Limits(
     max_texts_per_request=8,
@@ -156,8 +156,8 @@ def test_bad_request_ends_a_stream_with_its_index(client) -> None:
 def test_tokenize_limits(client) -> None:
     code, details = status_of(client.tokenize, ["好"] * 9)
     assert code == INVALID and "max_texts_per_request" in details
-    tokens, ids = client.tokenize([""])[0]
-    assert tokens == [] and ids.size == 0
+    t = client.tokenize([""])[0]
+    assert t.tokens == [] and t.ids.size == 0
 
 
 def test_deadline_exceeded_leaves_server_healthy(client) -> None:

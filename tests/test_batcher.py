@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from serving.batcher import Batcher
-from serving.errors import NotReady, Overloaded
+from zh_rnn_encoder.core.errors import NotReady, Overloaded
+from zh_rnn_encoder.runtime.batcher import Batcher
 
 
 class Model:

@@ -5,14 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import contract
-from serving.bundle import load_bundle, sha256_file
-from serving.errors import BundleError
-from serving.selftest import run_golden
-from serving.session import EncoderSession
-from serving.tokenizer import Tokenizer
-from serving.vocab import Vocab
 from tests.conftest import SMALL, TUTORIAL_TOKENS
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.core.errors import BundleError
+from zh_rnn_encoder.core.manifest import sha256_file
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.core.vocab import Vocab
+from zh_rnn_encoder.runtime.selftest import run_golden
+from zh_rnn_encoder.runtime.session import open_session
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def test_good_bundle_passes_every_check(bundle_copy: Path, tokenizer: Tokenizer)
     assert b.model.output_dim == 48 and b.model.cell == "gru"
     assert b.golden.tokens[0] == TUTORIAL_TOKENS
     assert set(b.file_hashes) == {"model.onnx", "vocab.json", "golden.json", "golden.npz"}
-    assert run_golden(b, tokenizer, EncoderSession(b)) <= contract.PARITY_ATOL
-    tools = b.manifest["tools"]
+    assert run_golden(b, tokenizer, open_session(b)) <= contract.PARITY_ATOL
+    tools = b.manifest.tools
     assert tools["torch"].startswith("2.13.0") and tools["opset"] == "17"
 
 
@@ -70,7 +71,7 @@ def test_vocabulary_that_does_not_fit_the_graph(bundle_copy: Path) -> None:
     _rehash(bundle_copy, "vocab.json")
     b = load_bundle(bundle_copy)
     with pytest.raises(BundleError, match="vocab.json: is not the vocabulary model.onnx"):
-        EncoderSession(b)
+        open_session(b)
 
 
 def test_smaller_vocabulary_is_refused(bundle_copy: Path) -> None:
@@ -89,4 +90,4 @@ def test_failing_golden_samples_are_refused(bundle_copy: Path, tokenizer: Tokeni
     _rehash(bundle_copy, "golden.npz")
     b = load_bundle(bundle_copy)
     with pytest.raises(BundleError, match=r"golden.npz: sample 2 in the padded batch differs"):
-        run_golden(b, tokenizer, EncoderSession(b))
+        run_golden(b, tokenizer, open_session(b))

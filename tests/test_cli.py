@@ -4,8 +4,8 @@ from pathlib import Path
 import jieba
 import pytest
 
-from export.cli import main
-from serving.bundle import load_bundle
+from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.export.cli import main
 
 SMALL_ARGS = ["--embedding-dim", "8", "--hidden-size", "8"]
 

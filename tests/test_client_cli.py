@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from serving.client_cli import main
 from tests.conftest import SMALL, TUTORIAL, TUTORIAL_TOKENS
 from tests.harness import InProcessServer
+from zh_rnn_encoder.client.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import _cgroup_quota, available_cpus, from_args
+from zh_rnn_encoder.runtime.cpus import available_cpus, cgroup_quota
+from zh_rnn_encoder.transport.config import from_args
 
 
 def test_defaults_and_flags() -> None:
@@ -44,14 +45,14 @@ def test_bad_configuration_is_refused(argv: list[str], capsys) -> None:
     assert e.value.code == 2 and "encoder-serve: error" in capsys.readouterr().err
 
 
-def test_cgroup_quota(tmp_path: Path) -> None:
+def testcgroup_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert _cgroup_quota(tmp_path) == 1.5
+    assert cgroup_quota(tmp_path) == 1.5
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert _cgroup_quota(tmp_path) is None
+    assert cgroup_quota(tmp_path) is None
     v1 = tmp_path / "v1"
     (v1 / "cpu").mkdir(parents=True)
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000")
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
-    assert _cgroup_quota(v1) == 3.0
-    assert _cgroup_quota(tmp_path / "none") is None
+    assert cgroup_quota(v1) == 3.0
+    assert cgroup_quota(tmp_path / "none") is None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import onnxruntime as ort
 import pytest
 
-from serving import contract
-from serving.bundle import load_bundle
-from serving.selftest import run_golden
-from serving.session import EncoderSession
 from tests.conftest import SMALL
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.runtime.selftest import run_golden
+from zh_rnn_encoder.runtime.session import open_session
 
 pytestmark = [
     pytest.mark.cuda,
@@ -31,6 +31,6 @@ pytestmark = [
 )
 def test_golden_parity_on_cuda(bundle_factory, tokenizer, kw: dict) -> None:
     bundle = load_bundle(bundle_factory(**kw)[0])
-    session = EncoderSession(bundle, device="cuda")
+    session = open_session(bundle, device="cuda")
     assert session.provider == "CUDAExecutionProvider"
     assert run_golden(bundle, tokenizer, session) <= contract.GOLDEN_ATOL

@@ -4,11 +4,12 @@ import numpy as np
 import onnx
 import pytest
 
-from export import scan_rnn
-from export.model import ModelConfig, init_model
-from export.onnx_export import build_graph
-from export.verify import VerificationError, check_structure, verify
-from serving import contract
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.export import scan_rnn
+from zh_rnn_encoder.export.model import init_model
+from zh_rnn_encoder.export.onnx_export import build_graph
+from zh_rnn_encoder.export.verify import VerificationError, check_structure, verify
 
 CONFIGS = list(itertools.product(["rnn", "lstm", "gru"], [1, 2], [False, True]))
 # Shapes no export could have been traced with: the graph is built, not traced, and these

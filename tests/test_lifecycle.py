@@ -15,11 +15,11 @@ import onnxruntime as ort
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serving import contract
-from serving.bundle import sha256_file
-from serving.client import EncoderClient, encode_request
 from tests.conftest import SMALL, TUTORIAL
 from tests.harness import InProcessServer, ServerProcess, health, wait_health
+from zh_rnn_encoder.client import EncoderClient, encode_request
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.manifest import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -193,21 +193,22 @@ def test_unexpected_failure_is_internal_with_traceback_in_log(
     small_bundle, jieba_cache, caplog
 ) -> None:
     srv = InProcessServer(small_bundle[0], jieba_cache).load()
-    batcher = srv.app.servicer.pipeline.batcher
-    healthy = batcher._run
+    encoder = srv.app.state.encoder
+    healthy = encoder.session
 
-    def broken(ids, lengths):
-        raise RuntimeError("simulated onnxruntime failure with a secret path /srv/x")
+    class Broken:
+        def run(self, ids, lengths):
+            raise RuntimeError("simulated onnxruntime failure with a secret path /srv/x")
 
     try:
         with EncoderClient(srv.target) as c:
-            batcher._run = broken
+            encoder.session = Broken()
             with pytest.raises(grpc.RpcError) as e:
                 c.encode(["你好"])
             assert e.value.code() == grpc.StatusCode.INTERNAL
             assert e.value.details() == "internal error; the server log has the details"
             assert "simulated onnxruntime failure" in caplog.text and "Traceback" in caplog.text
-            batcher._run = healthy
+            encoder.session = healthy
             assert c.encode(["你好"])[0].vector.shape == (24,)
     finally:
         srv.stop()

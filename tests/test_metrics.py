@@ -7,9 +7,9 @@ import urllib.request
 import grpc
 import pytest
 
-from serving.client import EncoderClient
 from tests.conftest import SMALL, TUTORIAL
 from tests.harness import InProcessServer
+from zh_rnn_encoder.client import EncoderClient
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from export.model import Encoder, ModelConfig, init_model
-from export.tutorial import checkpoint_from_modules
+from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.export.model import TorchEncoder, init_model
+from zh_rnn_encoder.export.tutorial import checkpoint_from_modules
 
 
 def test_seeded_init_is_deterministic() -> None:
@@ -68,18 +69,18 @@ def test_tutorial_modules_keep_their_outputs() -> None:
 def test_unsupported_modules_are_refused() -> None:
     emb = nn.Embedding(3, 8)
     with pytest.raises(ValueError, match="tanh"):
-        Encoder.from_modules(emb, nn.RNN(8, 4, nonlinearity="relu"))
+        TorchEncoder.from_modules(emb, nn.RNN(8, 4, nonlinearity="relu"))
     with pytest.raises(ValueError, match="input_size"):
-        Encoder.from_modules(emb, nn.GRU(9, 4))
+        TorchEncoder.from_modules(emb, nn.GRU(9, 4))
     with pytest.raises(ValueError, match="words"):
         checkpoint_from_modules(emb, nn.GRU(8, 4), {"a": 0})
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
-    from export import checkpoint as ckpt_io
-    from export.checkpoint import Checkpoint
-    from serving.tokenizer import TokenizerConfig
-    from serving.vocab import Vocab
+    from zh_rnn_encoder.core.manifest import TokenizerConfig
+    from zh_rnn_encoder.core.vocab import Vocab
+    from zh_rnn_encoder.export import checkpoint as ckpt_io
+    from zh_rnn_encoder.export.checkpoint import Checkpoint
 
     vocab = Vocab.build([["北京", "冬奥"], ["北京"]])
     model = init_model(

@@ -8,10 +8,10 @@ import pytest
 import torch
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from serving import contract
-from serving.client import EncoderClient, encode_request, from_response
 from tests.conftest import SMALL, TUTORIAL, TUTORIAL_TOKENS
 from tests.harness import InProcessServer, health
+from zh_rnn_encoder.client import EncoderClient, encode_request, from_response
+from zh_rnn_encoder.core import contract
 
 TEXTS = [
     TUTORIAL,
@@ -66,8 +66,8 @@ def test_tutorial_sentence_tokens(served) -> None:
     e = client.encode([TUTORIAL])[0]
     assert e.tokens == TUTORIAL_TOKENS
     assert e.ids.tolist() == [ckpt.vocab.index.get(t, ckpt.vocab.unk_id) for t in TUTORIAL_TOKENS]
-    tokens, ids = client.tokenize([TUTORIAL])[0]
-    assert tokens == TUTORIAL_TOKENS and ids.tolist() == e.ids.tolist()
+    t = client.tokenize([TUTORIAL])[0]
+    assert t.tokens == TUTORIAL_TOKENS and t.ids.tolist() == e.ids.tolist()
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])

@@ -3,8 +3,9 @@ from pathlib import Path
 import jieba
 import pytest
 
-from serving.tokenizer import Tokenizer, TokenizerConfig
 from tests.conftest import TUTORIAL, TUTORIAL_TOKENS
+from zh_rnn_encoder.core.manifest import TokenizerConfig
+from zh_rnn_encoder.core.tokenizer import Tokenizer
 
 MIXED = "我 爱\t北京 COVID-19 example.com 3.14"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import jieba
 import pytest
 
-from serving.tokenizer import Tokenizer, TokenizerConfig
 from tests.harness import ROOT
+from zh_rnn_encoder.core.manifest import TokenizerConfig
+from zh_rnn_encoder.core.tokenizer import Tokenizer
 
 FILES = ["tests/data/segmentation_zh.txt", "export/data/corpus_zh.txt", "bench/texts_zh.txt"]
 ASCII_BITS = [

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.vocab import PAD, UNK, Vocab
+from zh_rnn_encoder.core.vocab import PAD, UNK, Vocab
 
 TEXTS = [["我", "爱", "北京"], ["北京", "欢迎", "你"], ["我", "爱", "你", " "], ["北京"]]
 

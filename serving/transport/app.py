@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from serving import config as config_mod
-from serving._proto.encoder.v1 import encoder_pb2 as pb
-from serving.config import ServerConfig
-from serving.errors import EncoderError
-from serving.pipeline import Backend, Pipeline
-from serving.servicer import SERVICE, EncoderServicer, add_to_server
-from serving.session import EncoderSession
+from zh_rnn_encoder.core.errors import EncoderError
+from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
+from zh_rnn_encoder.runtime.session import open_session
+from zh_rnn_encoder.transport import config as config_mod
+from zh_rnn_encoder.transport.config import ServerConfig
+from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
+from zh_rnn_encoder.transport.state import ServingState
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -27,64 +29,65 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class App:
-    """A server, its health and its servicer; ``load`` makes it ready, ``drain`` winds it down."""
+    """A server, its health and serving state; ``load`` makes it ready, ``drain`` winds it down."""
 
     def __init__(
         self,
         cfg: ServerConfig,
         server: grpc.aio.Server,
         port: int,
-        servicer: EncoderServicer,
+        state: ServingState,
         health_servicer: health.aio.HealthServicer,
-        backend: Backend = EncoderSession,
+        metrics: object | None,
+        session_factory: SessionFactory = open_session,
     ) -> None:
-        self.cfg, self.server, self.port = cfg, server, port
-        self.servicer, self.health, self.backend = servicer, health_servicer, backend
-        self.metrics = servicer.metrics
+        self.cfg, self.server, self.port, self.state = cfg, server, port, state
+        self.health, self.metrics, self.session_factory = health_servicer, metrics, session_factory
         self.metrics_port = self.metrics.serve(cfg.metrics_listen) if self.metrics else None
 
     async def set_health(self, status: int) -> None:
         for name in ("", SERVICE):
             await self.health.set(name, status)
 
-    async def load(self) -> Pipeline:
+    async def load(self) -> Encoder:
         """Load and self-test the bundle off the event loop (health keeps answering NOT_SERVING)."""
-        loop = asyncio.get_running_loop()
-        pipeline = await loop.run_in_executor(None, Pipeline.load, self.cfg, self.backend)
-        pipeline.start_batcher(self.cfg, self.metrics.on_run if self.metrics else None)
-        self.servicer.pipeline = pipeline
+        cfg = self.cfg
+        encoder = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: Encoder.from_bundle(
+                cfg.bundle,
+                cfg.device,
+                cfg.intra_op_threads,
+                limits=cfg.limits,
+                max_batch_tokens=cfg.max_batch_tokens,
+                batch_wait_ms=cfg.batch_wait_ms,
+                jieba_cache_dir=cfg.jieba_cache_dir,
+                on_run=self.metrics.on_run if self.metrics else None,
+                session_factory=self.session_factory,
+            ),
+        )
+        self.state.encoder = encoder
         await self.set_health(SERVING)
         if self.metrics:
-            self.metrics.queued.set_function(lambda: pipeline.batcher.queued_texts)
+            self.metrics.queued.set_function(lambda: encoder.queued_texts)
             self.metrics.ready.set(1)
-        return pipeline
+        return encoder
 
     async def drain(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new RPCs, finish accepted ones within the grace period."""
-        self.servicer.draining = True
+        self.state.draining = True
         if self.metrics:
             self.metrics.ready.set(0)
         await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
         await self.server.stop(self.cfg.grace_period_s if grace is None else grace)
-        if self.servicer.pipeline and self.servicer.pipeline.batcher:
-            await self.servicer.pipeline.batcher.close()
+        if self.state.encoder:
+            await self.state.encoder.aclose()
         if self.metrics:
             self.metrics.close()
 
 
-def limits_info(cfg: ServerConfig) -> pb.Limits:
-    lim = cfg.limits
-    return pb.Limits(
-        max_texts_per_request=lim.max_texts_per_request,
-        max_chars_per_text=lim.max_chars_per_text,
-        max_tokens_per_text=lim.max_tokens_per_text,
-        max_message_bytes=lim.max_message_bytes,
-        max_queued_texts=lim.max_queued_texts,
-    )
-
-
-async def build_server(cfg: ServerConfig, backend: Backend = EncoderSession) -> App:
-    """A started-able server bound to cfg.listen (port 0: a free one), health NOT_SERVING."""
+async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
+    """A server bound to cfg.listen (port 0: a free one), not yet started, health NOT_SERVING."""
     size = cfg.limits.max_message_bytes
     server = grpc.aio.server(
         options=[
@@ -95,27 +98,36 @@ async def build_server(cfg: ServerConfig, backend: Backend = EncoderSession) -> 
     )
     metrics = None
     if cfg.metrics_listen:  # prometheus_client is imported only when metrics are asked for
-        from serving.metrics import Metrics
+        from zh_rnn_encoder.transport.metrics import Metrics
 
         metrics = Metrics()
-    servicer = EncoderServicer(limits_info(cfg), metrics)
-    add_to_server(servicer, server)
+    state = ServingState()
+    add_to_server(EncoderServicer(state, metrics), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(cfg.listen)
-    app = App(cfg, server, port, servicer, health_servicer, backend)
+    app = App(cfg, server, port, state, health_servicer, metrics, session_factory)
     await app.set_health(NOT_SERVING)
     return app
 
 
-async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
+def write_port_file(path: Path, port: int) -> None:
+    """Atomically, so a reader never sees a half-written number."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> int:
     t0 = time.perf_counter()
-    app = await build_server(cfg, backend)
+    app = await build_server(cfg, session_factory)
     await app.server.start()
     host = cfg.listen.rsplit(":", 1)[0]
+    if cfg.port_file:
+        write_port_file(cfg.port_file, app.port)
     if app.metrics_port:
         log.info(
             "metrics on http://%s:%d/metrics",
@@ -129,7 +141,7 @@ async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
         cfg.bundle,
     )
     try:
-        pipeline = await app.load()
+        encoder = await app.load()
     except EncoderError as e:
         log.error("refusing to serve: %s", e)
         await app.server.stop(0)
@@ -139,9 +151,9 @@ async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
         host,
         app.port,
         cfg.bundle,
-        pipeline.session.provider,
-        pipeline.session.threads,
-        pipeline.tokenizer.backend,
+        encoder.session.provider,
+        encoder.session.threads,
+        encoder.tokenizer.backend,
         time.perf_counter() - t0,
     )
     stop = asyncio.Event()
@@ -155,7 +167,7 @@ async def serve(cfg: ServerConfig, backend: Backend = EncoderSession) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, backend: Backend = EncoderSession) -> int:
+def main(argv: Sequence[str] | None = None, session_factory: SessionFactory = open_session) -> int:
     cfg = config_mod.from_args(argv)
     logging.basicConfig(
         level=cfg.log_level.upper(),
@@ -163,7 +175,7 @@ def main(argv: Sequence[str] | None = None, backend: Backend = EncoderSession) -
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(serve(cfg, backend))
+        return asyncio.run(serve(cfg, session_factory))
     except EncoderError as e:  # e.g. --device cuda without the CUDA provider
         log.error("refusing to serve: %s", e)
         return 2

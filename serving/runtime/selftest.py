@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving import contract
-from serving.bundle import Bundle
-from serving.errors import BundleError
-from serving.session import EncoderSession
-from serving.tokenizer import Tokenizer
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.bundle import Bundle
+from zh_rnn_encoder.core.errors import BundleError
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.runtime.session import Session
 
 
-def run_golden(bundle: Bundle, tokenizer: Tokenizer, session: EncoderSession) -> float:
+def run_golden(bundle: Bundle, tokenizer: Tokenizer, session: Session) -> float:
     """Checks ids, then outputs alone and in one padded batch; returns the max abs error."""
     g, problems, worst = bundle.golden, [], 0.0
     for i, text in enumerate(g.texts):

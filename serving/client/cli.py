@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import grpc
 
-from serving.client import POOLING, TRUNCATION, EncoderClient
+from zh_rnn_encoder.client import EncoderClient
+from zh_rnn_encoder.core.enums import Pooling, Truncation
 
 
 def _texts(a: argparse.Namespace) -> list[str]:
@@ -57,8 +58,8 @@ def cmd_encode(c: EncoderClient, a: argparse.Namespace) -> int:
 
 def cmd_tokenize(c: EncoderClient, a: argparse.Namespace) -> int:
     texts = _texts(a)
-    for text, (tokens, ids) in zip(texts, c.tokenize(texts)):
-        _emit({"text": text, "tokens": tokens, "ids": ids.tolist()})
+    for text, t in zip(texts, c.tokenize(texts)):
+        _emit({"text": text, "tokens": t.tokens, "ids": t.ids.tolist()})
     return 0
 
 
@@ -84,9 +85,14 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("encode", help="texts as arguments, or one per line on stdin; JSON lines")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--pooling", choices=POOLING, default="last")
+    p.add_argument("--pooling", choices=[m.value for m in Pooling], default="last")
     p.add_argument("--normalize", action="store_true", help="L2-normalise sentence vectors")
-    p.add_argument("--truncation", choices=TRUNCATION, default="none")
+    p.add_argument(
+        "--truncation",
+        choices=[*(m.value for m in Truncation), "first", "last"],
+        default="none",
+        help="keep_first/keep_last (or first/last) the --max-tokens tokens of a long text",
+    )
     p.add_argument("--max-tokens", type=int, default=0)
     p.add_argument("--token-vectors", action="store_true", help="also print a vector per token")
     p.add_argument("--batch", type=int, default=32, help="texts per request")

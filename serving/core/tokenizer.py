@@ -4,7 +4,7 @@ jieba.lcut is the reference. Where the bundle's settings allow (HMM on, no user 
 fast path gives identical output: rjieba (jieba-rs, the same dictionary and HMM) cuts the text,
 and the one place where it differs, ASCII runs holding '-', '.' or '_' that jieba splits, is
 re-cut exactly as jieba's finalseg does. tests/test_tokenizer_equivalence.py checks that the two
-agree on a large mixed corpus.
+agree on a large mixed corpus. The settings (TokenizerConfig) are part of the bundle's manifest.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from zh_rnn_encoder.core.enums import Whitespace
+from zh_rnn_encoder.core.manifest import TokenizerConfig
 
 if TYPE_CHECKING:  # imported on first need: the fast path never loads jieba's tables
     import jieba
@@ -26,7 +27,6 @@ try:
 except ImportError:  # pragma: no cover - the base install has it; jieba alone is still correct
     rjieba = None
 
-WHITESPACE_MODES = ("keep", "drop")
 BACKENDS = ("auto", "jieba")
 # ASCII tokens rjieba keeps whole and jieba splits.
 _RECUT = re.compile(r"[-._]")
@@ -34,36 +34,6 @@ _RECUT = re.compile(r"[-._]")
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 # The only pure-ASCII words of jieba's dictionary; a token holding one goes to jieba itself.
 _ASCII_DICT_WORDS = ("AT&T", "c#", "C#", "c++", "C++")
-
-
-@dataclass(frozen=True)
-class TokenizerConfig:
-    """How text is segmented; recorded in bundle.json.
-
-    Defaults are exactly ``jieba.lcut(text)``: accurate mode, HMM on, whitespace tokens kept.
-    ``user_dict`` is the file name of a jieba user dictionary inside the bundle, or None.
-    """
-
-    hmm: bool = True
-    user_dict: str | None = None
-    whitespace: str = "keep"
-
-    def __post_init__(self) -> None:
-        if self.whitespace not in WHITESPACE_MODES:
-            raise ValueError(
-                f"whitespace must be one of {WHITESPACE_MODES}, got {self.whitespace!r}"
-            )
-
-    def to_json(self) -> dict:
-        return {"name": "jieba", "jieba_version": jieba_version(), **asdict(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> TokenizerConfig:
-        return cls(hmm=bool(d["hmm"]), user_dict=d.get("user_dict"), whitespace=d["whitespace"])
-
-
-def jieba_version() -> str:
-    return metadata.version("jieba")
 
 
 def default_cache_dir() -> Path:
@@ -98,7 +68,7 @@ class Tokenizer:
             rjieba.cut("初始化")  # loads its dictionary now rather than on the first request
         else:
             self._reference()
-        self._drop_ws = config.whitespace == "drop"
+        self._drop_ws = config.whitespace is Whitespace.DROP
 
     def _reference(self) -> jieba.Tokenizer:
         """The private jieba.Tokenizer, built on first need (always, on the reference path)."""

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Limits:
-    max_texts_per_request: int = 256
-    max_chars_per_text: int = 20_000
-    max_tokens_per_text: int = 512
-    max_message_bytes: int = 16 << 20
-    max_queued_texts: int = 4096
+from zh_rnn_encoder.core.enums import Device
+from zh_rnn_encoder.runtime.cpus import available_cpus
+from zh_rnn_encoder.runtime.limits import Limits
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     bundle: Path
     listen: str = "127.0.0.1:50051"
-    device: str = "cpu"
+    device: Device = Device.CPU
     threads: int = 0  # 0: the CPUs this process may use
     limits: Limits = Limits()
     max_batch_tokens: int = 2048  # padded tokens (rows x longest) per onnxruntime run
@@ -32,30 +26,11 @@ class ServerConfig:
     jieba_cache_dir: Path | None = None
     log_level: str = "INFO"
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
+    port_file: Path | None = None  # written with the bound port once listening
 
     @property
     def intra_op_threads(self) -> int:
         return self.threads or available_cpus()
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: affinity mask, capped by a cgroup v2 or v1 CPU quota."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_quota()
-    return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
-
-
-def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    try:
-        v2 = root / "cpu.max"
-        if v2.is_file():
-            q, period = v2.read_text().split()[:2]
-            return None if q == "max" else int(q) / int(period)
-        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return q / period if q > 0 else None
-    except (OSError, ValueError):
-        return None
 
 
 # flag -> (type, help); the env variable is the flag's name in upper case with underscores.
@@ -75,6 +50,10 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
     "metrics_listen": (str, "host:port for Prometheus /metrics (empty: no endpoint)"),
+    "port_file": (
+        Path,
+        "write the bound port here once listening (for supervisors and --listen :0)",
+    ),
 }
 
 
@@ -123,13 +102,13 @@ def from_args(
 
 
 def _typed(name: str, value: object) -> object:
+    if name == "device":
+        return Device.parse(value, "--device")
     typ = _FLAGS[name][0]
     return None if value is None else typ(value)
 
 
 def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
-    if cfg.device not in ("cpu", "cuda"):
-        ap.error(f"--device must be cpu or cuda, got {cfg.device!r}")
     for f in fields(Limits):
         if getattr(cfg.limits, f.name) < 1:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")

@@ -1,7 +1,12 @@
-"""A small Python client for encoder.v1: numpy arrays out, gRPC status errors unchanged."""
+"""A Python client for encoder.v1: numpy arrays out, gRPC status errors unchanged.
+
+Needs grpcio (with its health package), protobuf and numpy only: never onnxruntime or jieba.
+The request and response messages are the public generated module ``zh_rnn_encoder.proto``.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -10,20 +15,21 @@ import numpy as np
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serving._proto.encoder.v1 import encoder_pb2 as pb
-from serving._proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+from zh_rnn_encoder.codec import POOLING_TO_PB, TRUNCATION_TO_PB, to_numpy
+from zh_rnn_encoder.core.enums import Pooling, Truncation
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
 
-POOLING = {"last": pb.POOLING_LAST, "mean": pb.POOLING_MEAN, "max": pb.POOLING_MAX}
-TRUNCATION = {
-    "none": pb.TRUNCATION_NONE,
-    "first": pb.TRUNCATION_KEEP_FIRST,
-    "last": pb.TRUNCATION_KEEP_LAST,
-}
-
-
-def to_numpy(t: pb.Tensor) -> np.ndarray:
-    """A Tensor message as a float32 array of its shape."""
-    return np.frombuffer(t.data, dtype="<f4").reshape(tuple(t.shape))
+__all__ = [
+    "EncoderClient",
+    "Encoded",
+    "Tokenized",
+    "encode_request",
+    "from_response",
+    "to_numpy",
+    "wait_until_serving",
+    "pb",
+]
 
 
 @dataclass
@@ -33,6 +39,13 @@ class Encoded:
     vector: np.ndarray  # float32 [F]
     token_vectors: np.ndarray | None  # float32 [n, F]
     truncated: bool
+
+
+@dataclass
+class Tokenized:
+    tokens: list[str]
+    ids: np.ndarray  # int64 [n]
+    unknown: int
 
 
 def from_response(r: pb.EncodeResponse) -> list[Encoded]:
@@ -50,18 +63,20 @@ def from_response(r: pb.EncodeResponse) -> list[Encoded]:
 
 def encode_request(
     texts: Sequence[str],
-    pooling: str = "last",
+    pooling: Pooling | str = Pooling.LAST,
     normalize: bool = False,
-    truncation: str = "none",
+    truncation: Truncation | str = Truncation.NONE,
     max_tokens: int = 0,
     token_vectors: bool = False,
     request_id: str = "",
 ) -> pb.EncodeRequest:
+    """Options as in the in-process Encoder: pooling last|mean|max, truncation none|keep_first|
+    keep_last (or first|last)."""
     return pb.EncodeRequest(
         texts=list(texts),
-        pooling=POOLING[pooling],
+        pooling=POOLING_TO_PB[Pooling.parse(pooling, "pooling")],
         normalize=normalize,
-        truncation=TRUNCATION[truncation],
+        truncation=TRUNCATION_TO_PB[Truncation.parse(truncation, "truncation")],
         max_tokens=max_tokens,
         return_token_vectors=token_vectors,
         request_id=request_id,
@@ -97,8 +112,7 @@ class EncoderClient:
         self.channel.close()
 
     def encode(self, texts: Sequence[str], **options: object) -> list[Encoded]:
-        """Options: pooling ("last"|"mean"|"max"), normalize, truncation ("none"|"first"|
-        "last"), max_tokens, token_vectors."""
+        """Options: pooling, normalize, truncation, max_tokens, token_vectors (encode_request)."""
         return from_response(self.encode_raw(texts, **options))
 
     def encode_raw(self, texts: Sequence[str], **options: object) -> pb.EncodeResponse:
@@ -107,9 +121,12 @@ class EncoderClient:
     def encode_stream(self, requests: Iterable[pb.EncodeRequest]) -> Iterator[pb.EncodeResponse]:
         return self.stub.EncodeStream(iter(requests), timeout=self.timeout)
 
-    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+    def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         r = self.stub.Tokenize(pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout)
-        return [(list(t.tokens), np.array(t.ids, dtype=np.int64)) for t in r.texts]
+        return [
+            Tokenized(list(t.tokens), np.array(t.ids, dtype=np.int64), t.unknown_count)
+            for t in r.texts
+        ]
 
     def info(self) -> dict:
         r = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
@@ -126,3 +143,17 @@ class EncoderClient:
         stub = health_pb2_grpc.HealthStub(self.channel)
         r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+
+
+def wait_until_serving(target: str, timeout: float = 60.0, want: str = "SERVING") -> float:
+    """Seconds until the health check of ``target`` says ``want``; TimeoutError otherwise."""
+    t0 = time.monotonic()
+    with EncoderClient(target, timeout=1) as c:
+        while time.monotonic() - t0 < timeout:
+            try:
+                if c.health() == want:
+                    return time.monotonic() - t0
+            except grpc.RpcError:
+                pass
+            time.sleep(0.01)
+    raise TimeoutError(f"{target} not {want} after {timeout}s")

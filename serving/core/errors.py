@@ -1,10 +1,10 @@
-"""The service's exception hierarchy; serving.status maps each class to one gRPC status code."""
+"""The domain's exception hierarchy; each transport maps these classes to its status codes once."""
 
 from __future__ import annotations
 
 
 class EncoderError(Exception):
-    """Base of every error the service raises on purpose."""
+    """Base of every error the encoder raises on purpose."""
 
 
 class InvalidInput(EncoderError):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.errors import NotReady, Overloaded
+from zh_rnn_encoder.core.errors import NotReady, Overloaded
+from zh_rnn_encoder.runtime.padding import pad, plan_runs
 
 RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -108,16 +109,8 @@ class Batcher:
         """Every live queued row, by length, cut into runs of rows x longest <= the budget."""
         rows = [r for r in self._pending if not r[0].future.done()]  # skip cancelled requests
         self._pending.clear()
-        rows.sort(key=lambda r: len(r[0].rows[r[1]]))
-        runs, run, longest = [], [], 0
-        for item, i in rows:
-            n = len(item.rows[i])
-            if run and (len(run) + 1) * max(longest, n) > self._budget:
-                runs.append(run)
-                run, longest = [], 0
-            run.append((item, i))
-            longest = max(longest, n)
-        return runs + ([run] if run else [])
+        runs = plan_runs([len(item.rows[i]) for item, i in rows], self._budget)
+        return [[rows[k] for k in run] for run in runs]
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -140,25 +133,18 @@ class Batcher:
         run = [(item, i) for item, i in run if not item.future.done()]
         if not run:
             return
-        ids, lengths = self._pad_rows([item.rows[i] for item, i in run])
+        ids, lengths = pad([item.rows[i] for item, i in run], self._pad)
         if self._on_run:
             self._on_run(ids.shape[0], ids.size)
         started = time.perf_counter()
         try:
             states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)
-        except Exception as e:  # noqa: BLE001 - handed to every waiting request
+        except Exception as e:  # handed to every waiting request
             for item, _ in run:
                 if not item.future.done():
                     item.future.set_exception(e)
             return
         self._deliver(run, states, final, started, time.perf_counter() - started)
-
-    def _pad_rows(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        ids = np.full((len(rows), int(lengths.max())), self._pad, dtype=np.int64)
-        for j, r in enumerate(rows):
-            ids[j, : len(r)] = r
-        return ids, lengths
 
     @staticmethod
     def _deliver(

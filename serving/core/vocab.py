@@ -62,7 +62,7 @@ class Vocab:
     @classmethod
     def from_mapping(cls, word_to_index: dict[str, int], pad: str = PAD, unk: str = UNK) -> Vocab:
         """From a tutorial-style ``{word: index}`` dict whose indices are 0..n-1 (reserved tokens
-        absent from it are appended after the last index; see export.model.Encoder.from_modules)."""
+        absent from it are appended after the last index, as export.tutorial does)."""
         ids = sorted(word_to_index.values())
         if ids != list(range(len(ids))):
             raise ValueError("word->index mapping must use every index 0..n-1 exactly once")

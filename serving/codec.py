@@ -1,0 +1,41 @@
+"""encoder.v1 messages <-> numpy arrays and option enums, shared by the server's wire module and
+the client. Proto enum values are named after the domain's (POOLING_MEAN <-> Pooling.MEAN)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zh_rnn_encoder.core.enums import Pooling, Truncation
+from zh_rnn_encoder.core.errors import InvalidInput
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+
+POOLING_TO_PB = {p: pb.Pooling.Value(f"POOLING_{p.name}") for p in Pooling}
+TRUNCATION_TO_PB = {t: pb.Truncation.Value(f"TRUNCATION_{t.name}") for t in Truncation}
+# The zero value of each proto enum means the documented default.
+_POOLING_FROM_PB = {v: k for k, v in POOLING_TO_PB.items()} | {pb.POOLING_UNSPECIFIED: Pooling.LAST}
+_TRUNCATION_FROM_PB = {v: k for k, v in TRUNCATION_TO_PB.items()} | {
+    pb.TRUNCATION_UNSPECIFIED: Truncation.NONE
+}
+
+
+def pooling_of(value: int) -> Pooling:
+    if value not in _POOLING_FROM_PB:  # proto3 enums are open: any int arrives
+        raise InvalidInput(f"pooling: unknown value {value}")
+    return _POOLING_FROM_PB[value]
+
+
+def truncation_of(value: int) -> Truncation:
+    if value not in _TRUNCATION_FROM_PB:
+        raise InvalidInput(f"truncation: unknown value {value}")
+    return _TRUNCATION_FROM_PB[value]
+
+
+def fill_tensor(t: pb.Tensor, a: np.ndarray) -> None:
+    """Write ``a`` into ``t`` as shape + little-endian float32 bytes."""
+    t.shape.extend(a.shape)
+    t.data = np.ascontiguousarray(a, dtype="<f4").tobytes()
+
+
+def to_numpy(t: pb.Tensor) -> np.ndarray:
+    """A Tensor message as a float32 array of its shape."""
+    return np.frombuffer(t.data, dtype="<f4").reshape(tuple(t.shape))

@@ -1,0 +1,63 @@
+"""The option vocabularies, defined once: every transport, the client and export read them here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class _Choice(StrEnum):
+    """A string-valued choice; ``parse`` turns a value or an alias into a member."""
+
+    @classmethod
+    def parse(cls, value: object, field: str) -> _Choice:
+        """The member for ``value``; ValueError naming ``field`` and the choices otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"{field}: unknown value {value!r}; choose one of {names}") from None
+
+
+class Cell(_Choice):
+    RNN = "rnn"  # tanh, the tutorial's
+    LSTM = "lstm"
+    GRU = "gru"
+
+
+class Pooling(_Choice):
+    """How a text's per-token states become one sentence vector."""
+
+    LAST = "last"  # the final state: forward at the true end, backward at position 0
+    MEAN = "mean"
+    MAX = "max"
+
+
+class Truncation(_Choice):
+    """What to do with a text longer than the token limit."""
+
+    NONE = "none"  # refuse it, naming the limit
+    KEEP_FIRST = "keep_first"
+    KEEP_LAST = "keep_last"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Truncation | None:
+        # the short spellings of earlier releases and of encoder-client
+        return {"first": cls.KEEP_FIRST, "last": cls.KEEP_LAST}.get(value)
+
+
+class Device(_Choice):
+    """Where onnxruntime runs the graph; each maps to one execution provider, never a fallback."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+
+    @property
+    def provider(self) -> str:
+        return {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[self.value]
+
+
+class Whitespace(_Choice):
+    """Whitespace tokens: kept, as jieba.lcut returns them, or dropped."""
+
+    KEEP = "keep"
+    DROP = "drop"

@@ -1,0 +1,323 @@
+"""The in-process Encoder: validate -> tokenize -> batch by token budget -> onnxruntime -> pool.
+
+One object with two faces. The synchronous one (``encode``, ``tokenize``) is the public API for
+scripts, notebooks and bulk jobs. The asynchronous one (``aencode``, ``atokenize``) is what servers
+call: it shares one batcher between concurrent requests and adds the per-request limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zh_rnn_encoder.core.bundle import Bundle, load_bundle
+from zh_rnn_encoder.core.enums import Device, Pooling, Truncation
+from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotReady
+from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.runtime.batcher import Batcher
+from zh_rnn_encoder.runtime.cpus import available_cpus
+from zh_rnn_encoder.runtime.limits import Limits
+from zh_rnn_encoder.runtime.padding import pad, plan_runs
+from zh_rnn_encoder.runtime.pooling import pool
+from zh_rnn_encoder.runtime.selftest import run_golden
+from zh_rnn_encoder.runtime.session import Session, open_session, provider_for
+
+log = logging.getLogger("encoder")
+# (bundle, device, threads) -> an object with run(ids, lengths), provider and threads.
+SessionFactory = Callable[[Bundle, Device, int], Session]
+OnRun = Callable[[int, int], None]  # (texts, padded tokens) of each onnxruntime run
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Per-request options; strings are accepted for the enums (``pooling="mean"``)."""
+
+    pooling: Pooling = Pooling.LAST
+    normalize: bool = False
+    truncation: Truncation = Truncation.NONE
+    max_tokens: int = 0  # 0: the encoder's max_tokens_per_text
+    token_vectors: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "pooling"))
+            object.__setattr__(self, "truncation", Truncation.parse(self.truncation, "truncation"))
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise InvalidInput(f"max_tokens: expected an integer, got {self.max_tokens!r}")
+        if self.max_tokens < 0:
+            raise InvalidInput(f"max_tokens: must not be negative, got {self.max_tokens}")
+
+    @property
+    def keeps_states(self) -> bool:
+        """Whether per-token states are needed at all (else only final states are kept)."""
+        return self.token_vectors or self.pooling is not Pooling.LAST
+
+
+@dataclass
+class TextEncoding:
+    tokens: list[str]
+    ids: np.ndarray  # int64 [n]
+    vector: np.ndarray  # float32 [F]
+    token_vectors: np.ndarray | None  # float32 [n, F], when asked for
+    truncated: bool
+    original_token_count: int
+
+
+@dataclass
+class EncodeResult:
+    """What the serving face returns: the encodings and where the time went."""
+
+    encodings: list[TextEncoding]
+    tokenize_s: float
+    queue_s: float
+    inference_s: float
+
+
+@dataclass
+class Tokenized:
+    tokens: list[str]
+    ids: np.ndarray  # int64 [n]
+    unknown: int  # tokens mapped to unk_id
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    model: ModelConfig
+    tokenizer: TokenizerConfig
+    tokenizer_backend: str  # "rjieba" (the fast path) or "jieba"
+    vocab_size: int
+    pad_id: int
+    unk_id: int
+    file_hashes: dict[str, str]
+    provider: str
+    threads: int
+    limits: Limits
+    golden_max_abs_err: float
+
+
+@dataclass
+class _Segment:
+    tokens: list[str]  # after truncation
+    ids: np.ndarray
+    original_count: int  # before truncation
+
+
+class Encoder:
+    """A loaded, self-tested bundle. Raises zh_rnn_encoder errors only.
+
+    >>> enc = Encoder.from_bundle("bundles/default")
+    >>> enc.encode(["北京冬奥的进度条已经过半"], pooling="mean")[0].vector.shape
+    (256,)
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        tokenizer: Tokenizer,
+        session: Session,
+        golden_err: float,
+        limits: Limits = Limits(),
+        max_batch_tokens: int = 2048,
+        batch_wait_ms: float = 0.0,
+        on_run: OnRun | None = None,
+    ) -> None:
+        self.bundle, self.tokenizer, self.session = bundle, tokenizer, session
+        self.limits, self.golden_err = limits, golden_err
+        self.max_batch_tokens, self._batch_wait_s = max_batch_tokens, batch_wait_ms / 1000
+        self._on_run = on_run
+        self._batcher: Batcher | None = None
+        self._closed = False
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | Path,
+        device: Device | str = Device.CPU,
+        threads: int = 0,
+        *,
+        limits: Limits = Limits(),
+        max_batch_tokens: int = 2048,
+        batch_wait_ms: float = 0.0,
+        jieba_cache_dir: Path | None = None,
+        on_run: OnRun | None = None,
+        session_factory: SessionFactory = open_session,
+    ) -> Encoder:
+        """Check the bundle, open the session and pass the golden samples, or raise.
+
+        ``threads`` 0 means the CPUs this process may use. ``session_factory`` replaces the
+        onnxruntime session (the benchmark's eager-PyTorch baseline is the only other one).
+        """
+        t0 = time.perf_counter()
+        provider_for(device)  # an unknown or absent device is refused before any loading
+        bundle = load_bundle(Path(path))
+        tokenizer = Tokenizer(bundle.tokenizer, bundle.user_dict_path, jieba_cache_dir)
+        session = session_factory(bundle, Device(device), threads or available_cpus())
+        err = run_golden(bundle, tokenizer, session)
+        log.info(
+            "bundle %s loaded and self-tested in %.2fs: %d golden samples, max abs err %.2e "
+            "(atol %g)",
+            bundle.path,
+            time.perf_counter() - t0,
+            len(bundle.golden.texts),
+            err,
+            bundle.golden.atol,
+        )
+        return cls(bundle, tokenizer, session, err, limits, max_batch_tokens, batch_wait_ms, on_run)
+
+    @property
+    def output_dim(self) -> int:
+        return self.bundle.model.output_dim
+
+    @property
+    def info(self) -> EncoderInfo:
+        v = self.bundle.vocab
+        return EncoderInfo(
+            model=self.bundle.model,
+            tokenizer=self.bundle.tokenizer,
+            tokenizer_backend=self.tokenizer.backend,
+            vocab_size=len(v),
+            pad_id=v.pad_id,
+            unk_id=v.unk_id,
+            file_hashes=self.bundle.file_hashes,
+            provider=self.session.provider,
+            threads=self.session.threads,
+            limits=self.limits,
+            golden_max_abs_err=self.golden_err,
+        )
+
+    # --- the synchronous face ---------------------------------------------------------------
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        pooling: Pooling | str = Pooling.LAST,
+        normalize: bool = False,
+        truncation: Truncation | str = Truncation.NONE,
+        max_tokens: int = 0,
+        token_vectors: bool = False,
+    ) -> list[TextEncoding]:
+        """Encode any number of texts, run in batches of at most ``max_batch_tokens`` padded
+        tokens. Each text is checked as the server checks it (characters, tokens, empty)."""
+        opt = EncodeOptions(pooling, normalize, truncation, max_tokens, token_vectors)
+        texts = list(texts)
+        self.limits.check_texts(texts)
+        segs = self._segment(texts, opt)
+        states, final = self._run_all([s.ids for s in segs], opt.keeps_states)
+        return self._pool(segs, states, final, opt)
+
+    def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
+        """Tokens and ids of each text (empty texts allowed), and how many ids are unknown."""
+        texts = list(texts)
+        self.limits.check_texts(texts, allow_empty=True)
+        vocab, out = self.bundle.vocab, []
+        for t in texts:
+            toks = self.tokenizer.tokenize(t)
+            ids = vocab.encode(toks)
+            out.append(Tokenized(toks, ids, int((ids == vocab.unk_id).sum())))
+        return out
+
+    def _run_all(self, rows: list[np.ndarray], keep: bool) -> tuple[list, list]:
+        states: list[np.ndarray | None] = [None] * len(rows)
+        final: list[np.ndarray | None] = [None] * len(rows)
+        for run in plan_runs([len(r) for r in rows], self.max_batch_tokens):
+            ids, lengths = pad([rows[i] for i in run], self.bundle.vocab.pad_id)
+            s, f = self.session.run(ids, lengths)
+            for j, i in enumerate(run):
+                if keep:
+                    states[i] = s[j, : len(rows[i])].copy()  # not a view pinning the whole run
+                final[i] = f[j].copy()
+        return states, final
+
+    # --- the serving face -------------------------------------------------------------------
+
+    async def aencode(self, texts: Sequence[str], opt: EncodeOptions) -> EncodeResult:
+        """One request: request limits, then the shared batcher of this event loop."""
+        t0 = time.perf_counter()
+        texts = list(texts)
+        self.limits.check_request(texts)
+        self.limits.check_texts(texts)
+        segs = self._segment(texts, opt)
+        tokens = sum(len(s.ids) for s in segs)
+        self.limits.check_response(len(segs), tokens, self.output_dim, opt.token_vectors)
+        tokenize_s = time.perf_counter() - t0
+        batched = await self._shared_batcher().submit(
+            [s.ids for s in segs], keep_states=opt.keeps_states
+        )
+        encodings = self._pool(segs, batched.states, batched.final, opt)
+        return EncodeResult(encodings, tokenize_s, batched.queue_s, batched.inference_s)
+
+    async def atokenize(self, texts: Sequence[str]) -> list[Tokenized]:
+        texts = list(texts)
+        self.limits.check_request(texts)
+        return self.tokenize(texts)
+
+    @property
+    def queued_texts(self) -> int:
+        """Texts accepted by the serving face and not yet run."""
+        return self._batcher.queued_texts if self._batcher else 0
+
+    async def aclose(self) -> None:
+        """Finish everything the serving face accepted, then refuse more (NotReady)."""
+        self._closed = True
+        if self._batcher:
+            await self._batcher.close()
+
+    def _shared_batcher(self) -> Batcher:
+        if self._closed:
+            raise NotReady("server is shutting down")
+        if self._batcher is None:  # created in, and bound to, the first caller's event loop
+            self._batcher = Batcher(
+                lambda ids, lengths: self.session.run(ids, lengths),
+                self.bundle.vocab.pad_id,
+                self.max_batch_tokens,
+                self.limits.max_queued_texts,
+                self._batch_wait_s,
+                self._on_run,
+            )
+            self._batcher.start()
+        return self._batcher
+
+    # --- shared steps -----------------------------------------------------------------------
+
+    def _segment(self, texts: list[str], opt: EncodeOptions) -> list[_Segment]:
+        limit = self.limits.token_limit(opt.max_tokens)
+        out = []
+        for i, t in enumerate(texts):
+            toks = self.tokenizer.tokenize(t)
+            n = len(toks)
+            if n == 0:
+                raise InvalidInput(f"texts[{i}]: no tokens after segmentation")
+            if n > limit:
+                if opt.truncation is Truncation.NONE:
+                    raise LimitExceeded(
+                        "max_tokens_per_text",
+                        n,
+                        limit,
+                        f"texts[{i}] (set truncation to keep the first or last tokens)",
+                    )
+                toks = toks[:limit] if opt.truncation is Truncation.KEEP_FIRST else toks[-limit:]
+            out.append(_Segment(toks, self.bundle.vocab.encode(toks), n))
+        return out
+
+    @staticmethod
+    def _pool(segs: list[_Segment], states: list, final: list, opt: EncodeOptions) -> list:
+        return [
+            TextEncoding(
+                s.tokens,
+                s.ids,
+                pool(st, fi, opt.pooling, opt.normalize),
+                st if opt.token_vectors else None,
+                len(s.ids) < s.original_count,
+                s.original_count,
+            )
+            for s, st, fi in zip(segs, states, final)
+        ]

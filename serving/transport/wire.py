@@ -1,0 +1,89 @@
+"""encoder.v1 messages <-> domain objects: every conversion the servicer needs, in one place."""
+
+from __future__ import annotations
+
+import time
+
+from zh_rnn_encoder import __version__
+from zh_rnn_encoder.codec import fill_tensor, pooling_of, truncation_of
+from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
+
+TOKENIZER_NAME = "jieba"
+
+
+def options_of(r: pb.EncodeRequest) -> EncodeOptions:
+    return EncodeOptions(
+        pooling_of(r.pooling),
+        r.normalize,
+        truncation_of(r.truncation),
+        r.max_tokens,
+        r.return_token_vectors,
+    )
+
+
+def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:
+    # Filling messages in place is about twice as fast as building them from keyword arguments.
+    r = pb.EncodeResponse(request_id=request_id)
+    add = r.encodings.add
+    for e in res.encodings:
+        m = add(
+            tokens=e.tokens,
+            ids=e.ids.tolist(),
+            truncated=e.truncated,
+            original_token_count=e.original_token_count,
+        )
+        fill_tensor(m.sentence_vector, e.vector)
+        if e.token_vectors is not None:
+            fill_tensor(m.token_vectors, e.token_vectors)
+    us = 1e6
+    t = r.timing
+    t.tokenize_us = int(res.tokenize_s * us)
+    t.queue_us = int(res.queue_s * us)
+    t.inference_us = int(res.inference_s * us)
+    t.total_us = int((time.perf_counter() - arrived) * us)
+    return r
+
+
+def tokenize_response(out: list[Tokenized]) -> pb.TokenizeResponse:
+    return pb.TokenizeResponse(
+        texts=[
+            pb.TokenizedText(tokens=t.tokens, ids=t.ids.tolist(), unknown_count=t.unknown)
+            for t in out
+        ]
+    )
+
+
+def model_info(info: EncoderInfo) -> pb.ModelInfo:
+    m, tok, lim = info.model, info.tokenizer, info.limits
+    return pb.ModelInfo(
+        cell=m.cell.value,
+        embedding_dim=m.embedding_dim,
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        bidirectional=m.bidirectional,
+        output_dim=m.output_dim,
+        vocab_size=info.vocab_size,
+        pad_id=info.pad_id,
+        unk_id=info.unk_id,
+        tokenizer=pb.TokenizerInfo(
+            name=TOKENIZER_NAME,
+            version=tok.jieba_version,
+            hmm=tok.hmm,
+            whitespace=tok.whitespace.value,
+            user_dictionary=bool(tok.user_dict),
+            backend=info.tokenizer_backend,
+        ),
+        bundle_sha256=info.file_hashes,
+        execution_provider=info.provider,
+        intra_op_threads=info.threads,
+        limits=pb.Limits(
+            max_texts_per_request=lim.max_texts_per_request,
+            max_chars_per_text=lim.max_chars_per_text,
+            max_tokens_per_text=lim.max_tokens_per_text,
+            max_message_bytes=lim.max_message_bytes,
+            max_queued_texts=lim.max_queued_texts,
+        ),
+        golden_max_abs_err=info.golden_max_abs_err,
+        server_version=__version__,
+    )
