@@ -5,11 +5,19 @@ import onnx
 import pytest
 
 from zh_rnn_encoder.core import contract
-from zh_rnn_encoder.core.manifest import ModelConfig
-from zh_rnn_encoder.export import scan_rnn
+from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.core.errors import BundleError
+from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+from zh_rnn_encoder.export import Verify, export_bundle, onnx_export, scan_rnn
 from zh_rnn_encoder.export.model import init_model
 from zh_rnn_encoder.export.onnx_export import build_graph
-from zh_rnn_encoder.export.verify import VerificationError, check_structure, verify
+from zh_rnn_encoder.export.verify import (
+    GRID_BATCHES,
+    GRID_SEQS,
+    VerificationError,
+    check_structure,
+    verify,
+)
 
 CONFIGS = list(itertools.product(["rnn", "lstm", "gru"], [1, 2], [False, True]))
 # Shapes no export could have been traced with: the graph is built, not traced, and these
@@ -114,3 +122,39 @@ def test_graph_that_ignores_lengths_is_caught() -> None:
         verify(g, model, batches=(3,), seqs=(9,), n_random=0, invariance_every=1)
     kinds = {m.check for m in e.value.mismatches}
     assert {"parity", "invariance"} <= kinds
+
+
+def _tiny_checkpoint(seed: int = 0):
+    from zh_rnn_encoder.core.vocab import Vocab
+    from zh_rnn_encoder.export import Checkpoint
+
+    vocab = Vocab.build([["北京", "冬奥", "的", "进度条"], ["你好"]])
+    c = ModelConfig(vocab_size=len(vocab), cell="gru", embedding_dim=8, hidden_size=8)
+    return Checkpoint(init_model(c, seed), vocab, TokenizerConfig())
+
+
+def test_export_bundle_verifies_by_default(tmp_path) -> None:
+    report = export_bundle(_tiny_checkpoint(), tmp_path / "b")
+    assert report.verify is Verify.FULL and report.path == tmp_path / "b"
+    assert report.parity_cases == len(GRID_BATCHES) * len(GRID_SEQS) + 8
+    assert report.parity_max_abs_err <= contract.PARITY_ATOL
+    assert report.invariance_max_abs_err <= contract.BATCH_INVARIANCE_ATOL
+    assert report.golden_max_abs_err <= contract.PARITY_ATOL
+    assert load_bundle(tmp_path / "b").model.cell == "gru"
+    assert not (tmp_path / "b.partial").exists()
+
+
+def test_a_bundle_that_fails_verification_is_not_moved_into_place(tmp_path, monkeypatch) -> None:
+    """A graph that is not the checkpoint's: refused, and the previous bundle stays."""
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "previous").write_text("kept")
+    other = _tiny_checkpoint(seed=1).model
+    monkeypatch.setattr(
+        onnx_export,
+        "build_graph",
+        lambda model, sha, real=onnx_export.build_graph: real(other, sha),
+    )
+    with pytest.raises(BundleError, match="golden.npz: sample 0"):
+        export_bundle(_tiny_checkpoint(), out, "quick")
+    assert (out / "previous").read_text() == "kept" and not (tmp_path / "b.partial").exists()
