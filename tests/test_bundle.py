@@ -91,3 +91,16 @@ def test_failing_golden_samples_are_refused(bundle_copy: Path, tokenizer: Tokeni
     b = load_bundle(bundle_copy)
     with pytest.raises(BundleError, match=r"golden.npz: sample 2 in the padded batch differs"):
         run_golden(b, tokenizer, open_session(b))
+
+
+def test_graph_built_for_another_output_size_is_refused(bundle_copy: Path) -> None:
+    """The graph's own metadata must agree with bundle.json's model (checked, not just written)."""
+    import onnx
+
+    g = onnx.load(bundle_copy / "model.onnx")
+    meta = next(p for p in g.metadata_props if p.key == contract.META_OUTPUT_DIM)
+    meta.value = "7"
+    onnx.save(g, bundle_copy / "model.onnx")
+    _rehash(bundle_copy, "model.onnx")
+    with pytest.raises(BundleError, match="model.onnx: built for output size 7"):
+        open_session(load_bundle(bundle_copy))
