@@ -28,9 +28,8 @@ def test_every_enum_member_has_its_proto_value_and_back() -> None:
 
 
 def test_client_request_becomes_the_same_options() -> None:
-    r = encode_request(
-        ["你好"], pooling="max", normalize=True, truncation="first", max_tokens=3, token_vectors=True
-    )
+    opts = {"pooling": "max", "normalize": True, "truncation": "first", "max_tokens": 3}
+    r = encode_request(["你好"], token_vectors=True, **opts)
     o = wire.options_of(r)
     assert (o.pooling, o.truncation, o.max_tokens) == (Pooling.MAX, Truncation.KEEP_FIRST, 3)
     assert o.normalize and o.token_vectors and o.keeps_states
@@ -41,10 +40,11 @@ def test_client_request_becomes_the_same_options() -> None:
 
 def test_response_decodes_to_the_same_arrays() -> None:
     rng = np.random.default_rng(0)
+    vec, tok = rng.random(6, np.float32), rng.random((1, 6), np.float32)
     encs = [
-        TextEncoding(["北京", "冬奥"], np.array([5, 9]), rng.random(6, np.float32), None, False, 2),
-        TextEncoding(["你"], np.array([1]), rng.random(6, np.float32), rng.random((1, 6), np.float32), True, 4),
-    ]  # fmt: skip
+        TextEncoding(["北京", "冬奥"], np.array([5, 9]), vec, None, False, 2),
+        TextEncoding(["你"], np.array([1]), vec * 2, tok, True, 4),
+    ]
     r = wire.encode_response(EncodeResult(encs, 0.001, 0.002, 0.003), "req-1", 0.0)
     assert r.request_id == "req-1" and r.timing.queue_us == 2000
     back = from_response(pb.EncodeResponse.FromString(r.SerializeToString()))
