@@ -29,6 +29,15 @@ TUTORIAL_TOKENS = [
     "。",
 ]
 SMALL = {"embedding_dim": 16, "hidden_size": 24}
+# A mixed sample: the tutorial, one token, Latin and digits, unknown words, traditional.
+TEXTS = [
+    TUTORIAL,
+    "你好",
+    "今天天气很好，我们去公园散步吧。",
+    "iPhone 15的价格是5999元",
+    "魑魅魍魉在犄角旮旯里嘀嘀咕咕",
+    "臺灣的夜市很熱鬧",
+]
 
 
 @pytest.fixture(scope="session")

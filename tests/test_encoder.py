@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.conftest import SMALL, TUTORIAL, TUTORIAL_TOKENS
+from tests.conftest import SMALL, TEXTS, TUTORIAL, TUTORIAL_TOKENS
 from tests.harness import InProcessServer
 from zh_rnn_encoder import EncodeOptions, Encoder, Limits
 from zh_rnn_encoder.client import EncoderClient
@@ -25,14 +25,6 @@ from zh_rnn_encoder.core.errors import (
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
 from zh_rnn_encoder.runtime.session import open_session
 
-TEXTS = [
-    TUTORIAL,
-    "你好",
-    "今天天气很好，我们去公园散步吧。",
-    "iPhone 15的价格是5999元",
-    "魑魅魍魉在犄角旮旯里嘀嘀咕咕",
-    "臺灣的夜市很熱鬧",
-]
 OPTION_SETS = [
     {},
     {"pooling": "mean", "normalize": True, "token_vectors": True},

@@ -8,19 +8,10 @@ import pytest
 import torch
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import SMALL, TUTORIAL, TUTORIAL_TOKENS
+from tests.conftest import SMALL, TEXTS, TUTORIAL, TUTORIAL_TOKENS
 from tests.harness import InProcessServer, health
 from zh_rnn_encoder.client import EncoderClient, encode_request, from_response
 from zh_rnn_encoder.core import contract
-
-TEXTS = [
-    TUTORIAL,
-    "你好",
-    "今天天气很好，我们去公园散步吧。",
-    "iPhone 15的价格是5999元",
-    "魑魅魍魉在犄角旮旯里嘀嘀咕咕",
-    "臺灣的夜市很熱鬧",
-]
 
 
 def eager(ckpt, tokenizer, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
