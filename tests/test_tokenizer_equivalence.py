@@ -114,3 +114,45 @@ def test_settings_the_fast_path_cannot_honour_use_jieba(tmp_path: Path, jieba_ca
     assert tok.backend == "jieba"
     with pytest.raises(ValueError, match="backend"):
         Tokenizer(backend="fast")
+
+
+# Han characters outside jieba's Han class (U+4E00-U+9FD5, `re_han_default`) that jieba-rs counts
+# as Han: jieba emits each one alone, jieba-rs's HMM may join a run of them into one token.
+OUTSIDE_JIEBA_HAN = [
+    (0x3400, 0x4DBF),  # Extension A
+    (0x9FD6, 0x9FFF),  # the end of the Unified block, past jieba's bound
+    (0xF900, 0xFAFF),  # compatibility ideographs
+    (0x20000, 0x2A6DF),  # Extension B
+    (0x2A700, 0x2EBEF),  # Extensions C-F
+    (0x2F800, 0x2FA1F),  # compatibility supplement
+    (0x30000, 0x3134F),  # Extension G
+]
+
+
+RUNS = ["㐀㐁㐂", "鿖鿗好", "𠀀𠀁", "我们𠀀𠀁𠀂在一起", "豈更車賈", "𰀀𰀁"]
+
+
+@pytest.mark.parametrize("text", RUNS)
+def test_runs_of_han_outside_jiebas_class(text: str, jieba_cache: Path) -> None:
+    assert Tokenizer(cache_dir=jieba_cache).tokenize(text) == jieba.lcut(text)
+
+
+def test_generated_mixes_with_every_han_extension(jieba_cache: Path) -> None:
+    rng = random.Random(7)
+    base = corpus_lines()
+    fast = Tokenizer(cache_dir=jieba_cache)
+    texts = []
+    for _ in range(2000):
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.5:
+                lo, hi = rng.choice(OUTSIDE_JIEBA_HAN)
+                parts.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 4))))
+            else:
+                line = rng.choice(base)
+                i = rng.randrange(len(line))
+                parts.append(line[i : i + rng.randint(1, 8)])
+        texts.append("".join(parts))
+    diffs = [(t, fast.tokenize(t), jieba.lcut(t)) for t in texts]
+    diffs = [d for d in diffs if d[1] != d[2]]
+    assert diffs == [], f"{len(diffs)} of {len(texts)} differ, e.g. {diffs[:3]}"

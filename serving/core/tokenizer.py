@@ -34,6 +34,12 @@ _RECUT = re.compile(r"[-._]")
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 # The only pure-ASCII words of jieba's dictionary; a token holding one goes to jieba itself.
 _ASCII_DICT_WORDS = ("AT&T", "c#", "C#", "c++", "C++")
+# Ideographs outside jieba's Han class (re_han_default: U+4E00-U+9FD5) that jieba-rs counts as Han:
+# CJK Extension A, U+9FD6-U+9FFF, compatibility ideographs, and planes 2-3 (Extensions B-H and the
+# compatibility supplement). jieba emits each alone; jieba-rs's HMM may join a run of them.
+_OUTSIDE_CLASS = "[\u3400-\u4dbf\u9fd6-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]"
+_HAS_OUTSIDE = re.compile(_OUTSIDE_CLASS).search  # without a group: about 3x faster to scan
+_OUTSIDE_RUNS = re.compile(f"({_OUTSIDE_CLASS}+)")
 
 
 def default_cache_dir() -> Path:
@@ -94,8 +100,24 @@ class Tokenizer:
             tokens = [t for t in tokens if not t.isspace()]
         return tokens
 
+    @classmethod
+    def _fast(cls, text: str) -> list[str] | None:
+        """rjieba, with jieba's own splits where the two differ; None where only jieba can tell."""
+        if not _HAS_OUTSIDE(text):  # nearly every text: one scan, ~0.14 µs
+            return cls._fast_block(text)
+        out: list[str] = []
+        for i, part in enumerate(_OUTSIDE_RUNS.split(text)):
+            if i % 2:  # a run of ideographs outside jieba's Han class: one token each, as jieba
+                out.extend(part)
+            elif part:
+                tokens = cls._fast_block(part)
+                if tokens is None:
+                    return None
+                out.extend(tokens)
+        return out
+
     @staticmethod
-    def _fast(text: str) -> list[str] | None:
+    def _fast_block(text: str) -> list[str] | None:
         """rjieba, with jieba's split of ASCII runs; None where only jieba itself can tell."""
         out: list[str] = []
         for tok in rjieba.cut(text):
