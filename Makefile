@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUNDLE ?= bundles/default
 
-.PHONY: help install model serve test lint format proto bench bench-quick clean
+.PHONY: help install model serve test lint format proto bench bench-quick fuzz-tokenizer clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint    ruff check + format check"
 	@echo "make proto   regenerate serving/proto from protos/"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
+	@echo "make fuzz-tokenizer  1,000,000 generated strings: fast tokenizer path vs jieba.lcut"
 
 install: $(STAMP)
 
@@ -54,6 +55,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# COUNT=... SEED=... to change the run; the bounded hypothesis version is part of `make test`.
+fuzz-tokenizer: $(STAMP)
+	$(BIN)/python -m tests.fuzz_tokenizer --count $(or $(COUNT),1000000) --seed $(or $(SEED),0)
 
 clean:
 	rm -rf $(VENV) bundles build .pytest_cache .ruff_cache

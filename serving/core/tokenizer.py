@@ -119,8 +119,12 @@ class Tokenizer:
     @staticmethod
     def _fast_block(text: str) -> list[str] | None:
         """rjieba, with jieba's split of ASCII runs; None where only jieba itself can tell."""
+        try:
+            cut = rjieba.cut(text)
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8, but jieba cuts it all the same
+            return None
         out: list[str] = []
-        for tok in rjieba.cut(text):
+        for tok in cut:
             if len(tok) > 1 and tok.isascii() and _RECUT.search(tok):
                 if any(w in tok for w in _ASCII_DICT_WORDS):
                     return None
