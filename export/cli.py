@@ -1,8 +1,11 @@
-"""`encoder-export`: build a vocabulary, initialise a checkpoint, export, verify, or all at once."""
+"""`encoder-export`: build a vocabulary, initialise a checkpoint, import the tutorial's saved
+modules, export, verify, or all at once."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from zh_rnn_encoder.core import contract
-from zh_rnn_encoder.core.enums import Cell, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
 from zh_rnn_encoder.core.errors import BundleError
 from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
 from zh_rnn_encoder.core.tokenizer import Tokenizer
@@ -19,6 +22,8 @@ from zh_rnn_encoder.export import checkpoint as ckpt_io
 from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.model import init_model
+from zh_rnn_encoder.export.state_import import load_state, modules_from_state
+from zh_rnn_encoder.export.tutorial import checkpoint_from_modules
 from zh_rnn_encoder.export.verify import GRIDS, VerificationError, verify
 from zh_rnn_encoder.runtime.encoder import Encoder
 
@@ -57,6 +62,8 @@ def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
         hidden_size=a.hidden_size,
         num_layers=a.layers,
         bidirectional=a.bidirectional,
+        nonlinearity=a.nonlinearity,
+        bias=not a.no_bias,
     )
     user_dict = Path(a.user_dict).read_text(encoding="utf-8") if a.user_dict else None
     return Checkpoint(init_model(config, a.seed), vocab, _tokenizer_config(a), user_dict)
@@ -117,6 +124,30 @@ def cmd_verify(a: argparse.Namespace) -> None:
     _verify_bundle(a.bundle, ckpt_io.load(a.checkpoint) if a.checkpoint else None, _level(a))
 
 
+def cmd_import(a: argparse.Namespace) -> None:
+    state = load_state(a.state_dict, a.allow_pickle)
+    embedding, rnn = modules_from_state(
+        state, embedding_key=a.embedding_key, nonlinearity=a.nonlinearity
+    )
+    words = json.loads(Path(a.words).read_text(encoding="utf-8"))
+    if not isinstance(words, dict):
+        raise ValueError(f"{a.words}: expected a JSON object of word -> index")
+    log(
+        f"{a.state_dict}: {type(rnn).__name__}({rnn.input_size}, {rnn.hidden_size}, "
+        f"num_layers={rnn.num_layers}, bidirectional={rnn.bidirectional}, bias={rnn.bias}), "
+        f"embedding {embedding.num_embeddings} x {embedding.embedding_dim}"
+    )
+    tokenizer = _tokenizer_config(a)
+    ckpt = checkpoint_from_modules(
+        embedding, rnn, words, tokenizer, pad_token=a.pad_token, unk_token=a.unk_token
+    )  # logs how the dict was mapped
+    ckpt.user_dict = Path(a.user_dict).read_text(encoding="utf-8") if a.user_dict else None
+    if a.checkpoint_out:
+        ckpt_io.save(ckpt, a.checkpoint_out)
+        log(f"wrote {a.checkpoint_out}")
+    _export(ckpt, a.out, _level(a))
+
+
 def cmd_build(a: argparse.Namespace) -> None:
     ckpt = _new_checkpoint(a, _build_vocab(a))
     if a.checkpoint_out:
@@ -149,6 +180,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--nonlinearity", choices=[n.value for n in Nonlinearity], default="tanh")
+    p.add_argument("--no-bias", action="store_true", help="recurrent layers without biases")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed")
 
 
@@ -175,6 +208,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--quick", action="store_true", help="verify on a small grid")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser(
+        "import", help="a verified bundle from a saved state_dict and a word->index JSON"
+    )
+    p.add_argument("--state-dict", type=Path, required=True, help="torch.save'd state_dict")
+    p.add_argument("--words", type=Path, required=True, help='JSON {"word": index, ...}')
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--embedding-key", help="the embedding weight's key, if not found alone")
+    p.add_argument(
+        "--nonlinearity",
+        choices=[n.value for n in Nonlinearity],
+        default="tanh",
+        help="of an nn.RNN (shapes cannot tell)",
+    )
+    p.add_argument("--pad-token", help="the dict's padding word (default: found by name)")
+    p.add_argument("--unk-token", help="the dict's unknown word (default: found by name)")
+    p.add_argument("--allow-pickle", action="store_true", help="load a whole pickled module")
+    p.add_argument("--checkpoint-out", type=Path, help="also keep the checkpoint here")
+    p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    _add_tokenizer_args(p)
+    p.set_defaults(func=cmd_import)
     p = sub.add_parser("build", help="vocabulary + seeded model + bundle in one step")
     _add_vocab_args(p)
     _add_model_args(p)
@@ -187,11 +240,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)  # the library's notes, in this CLI's voice
+    handler.setFormatter(logging.Formatter("encoder-export: %(message)s"))
+    library_log = logging.getLogger("encoder.export")
+    library_log.addHandler(handler)
+    library_log.setLevel(logging.INFO)
     try:
         a.func(a)
-    except (BundleError, VerificationError, ValueError, FileNotFoundError) as e:
+    except (BundleError, VerificationError, ValueError, TypeError, OSError) as e:
         log(f"error: {e}")
         return 1
+    finally:
+        library_log.removeHandler(handler)
     return 0
 
 

@@ -23,12 +23,15 @@ class TorchEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
+        extra = {"nonlinearity": config.nonlinearity.value} if config.cell is Cell.RNN else {}
         self.rnn = _CELL_CLASSES[config.cell](
             input_size=config.embedding_dim,
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
             bidirectional=config.bidirectional,
+            bias=config.bias,
             batch_first=True,
+            **extra,
         )
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -54,37 +57,49 @@ class TorchEncoder(nn.Module):
     ) -> TorchEncoder:
         """Wrap modules built as in the tutorial (seq-first ``nn.RNN(128, 256)`` and friends).
 
-        ``extra_rows`` appends zero embedding rows for reserved tokens the user's vocabulary lacked
-        (see Vocab.from_mapping); they never change the encoding of known words.
+        Accepted as they are: ``batch_first`` (the parameters are the same), ``dropout`` between
+        layers (a training-time op; inference ignores it), ``bias=False``, a relu ``nn.RNN``, an
+        embedding's ``padding_idx``. An embedding ``max_norm`` is applied to the exported table,
+        as eager PyTorch applies it to every row it looks up. ``extra_rows`` appends zero rows
+        for reserved tokens the user's vocabulary lacked; they never change a known word's encoding.
         """
-        cell = next((k for k, v in _CELL_CLASSES.items() if type(rnn) is v), None)
-        if cell is None:
-            raise TypeError(f"unsupported recurrent module {type(rnn).__name__}; use RNN/LSTM/GRU")
-        if getattr(rnn, "nonlinearity", "tanh") != "tanh":
-            raise ValueError("only the tanh nn.RNN is supported (ONNX RNN activation 'Tanh')")
-        if getattr(rnn, "proj_size", 0):
-            raise ValueError("LSTM with proj_size is not supported")
-        if not rnn.bias:
-            raise ValueError("recurrent layers without bias are not supported")
-        if rnn.input_size != embedding.embedding_dim:
-            raise ValueError(
-                f"rnn.input_size {rnn.input_size} != embedding_dim {embedding.embedding_dim}"
-            )
-        config = ModelConfig(
-            vocab_size=embedding.num_embeddings + extra_rows,
-            cell=cell,
-            embedding_dim=embedding.embedding_dim,
-            hidden_size=rnn.hidden_size,
-            num_layers=rnn.num_layers,
-            bidirectional=rnn.bidirectional,
-        )
+        config = config_of(embedding, rnn, extra_rows)
         model = cls(config)
         with torch.no_grad():
-            weight = embedding.weight.detach()
+            weight = embedding.weight.detach().clone()
+            if embedding.max_norm is not None:
+                rows = torch.arange(weight.shape[0], device=weight.device)
+                torch.embedding_renorm_(weight, rows, embedding.max_norm, embedding.norm_type)
             model.embedding.weight.zero_()
             model.embedding.weight[: weight.shape[0]] = weight
             model.rnn.load_state_dict(rnn.state_dict())  # same parameters whatever batch_first
         return model.eval()
+
+
+def config_of(embedding: nn.Embedding, rnn: nn.RNNBase, extra_rows: int = 0) -> ModelConfig:
+    """The ModelConfig of tutorial-style modules; ValueError naming what cannot be exported."""
+    cell = next((k for k, v in _CELL_CLASSES.items() if type(rnn) is v), None)
+    if cell is None:
+        raise TypeError(f"unsupported recurrent module {type(rnn).__name__}; use RNN/LSTM/GRU")
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError(
+            f"LSTM proj_size={rnn.proj_size} cannot be exported: ONNX's LSTM op has no output "
+            "projection, and no Scan formulation of it is built; train with proj_size=0"
+        )
+    if rnn.input_size != embedding.embedding_dim:
+        raise ValueError(
+            f"rnn.input_size {rnn.input_size} != embedding_dim {embedding.embedding_dim}"
+        )
+    return ModelConfig(
+        vocab_size=embedding.num_embeddings + extra_rows,
+        cell=cell,
+        embedding_dim=embedding.embedding_dim,
+        hidden_size=rnn.hidden_size,
+        num_layers=rnn.num_layers,
+        bidirectional=rnn.bidirectional,
+        nonlinearity=getattr(rnn, "nonlinearity", "tanh"),
+        bias=rnn.bias,
+    )
 
 
 def init_model(config: ModelConfig, seed: int) -> TorchEncoder:

@@ -24,7 +24,7 @@ OPSET = 17
 PRODUCER = "zh-rnn-encoder"
 _DTYPES = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
 
-# The tanh RNN runs as Scans (faster than onnxruntime's RNN kernel); LSTM and GRU as native ops.
+# The plain RNN runs as Scans (faster than onnxruntime's RNN kernel); LSTM and GRU as native ops.
 # Each formulation reads the contract's inputs and writes its outputs, nothing else in common.
 FORMULATIONS = {Cell.RNN: scan_rnn, Cell.LSTM: native_ops, Cell.GRU: native_ops}
 

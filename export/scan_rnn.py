@@ -1,4 +1,5 @@
-"""The tanh RNN as ONNX Scans: one H x H MatMul, Add, Tanh and two Wheres per step.
+"""The plain RNN (tanh or relu) as ONNX Scans: one H x H MatMul, Add, the activation and two
+Wheres per step.
 
 onnxruntime's native RNN kernel is slower than eager PyTorch on batches (measured 12.8 ms vs
 10.6 ms at 32x50, docs/exporter.md); a Scan per layer and direction runs 5.5 ms. The input
@@ -14,6 +15,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Nonlinearity
 from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.weights import layer_weights
@@ -22,13 +24,16 @@ from zh_rnn_encoder.export.weights import layer_weights
 MAX_FOLDED_TABLE_BYTES = 64 << 20
 
 
-def _step_body(hidden: int) -> object:
+_ACTIVATIONS = {Nonlinearity.TANH: "Tanh", Nonlinearity.RELU: "Relu"}
+
+
+def _step_body(hidden: int, nonlinearity: Nonlinearity) -> object:
     """h_prev [B, H], p_t [B, H], m_t bool [B, 1] -> h_new [B, H], y_t [B, H]."""
     f = TensorProto.FLOAT
     nodes = [
         helper.make_node("MatMul", ["h_prev", "R_t"], ["hr"]),
         helper.make_node("Add", ["hr", "p_t"], ["pre"]),
-        helper.make_node("Tanh", ["pre"], ["cand"]),
+        helper.make_node(_ACTIVATIONS[nonlinearity], ["pre"], ["cand"]),
         helper.make_node("Where", ["m_t", "cand", "h_prev"], ["h_new"]),
         helper.make_node("Where", ["m_t", "cand", "zero_f"], ["y_t"]),
     ]
@@ -122,7 +127,7 @@ def _scan(
     w, r, b = (a[d] for a in weights)
     hidden = model.config.hidden_size
     p = _projection(model, name, w, b[:hidden] + b[hidden:], x, nodes, inits)
-    body = _step_body(hidden)
+    body = _step_body(hidden, model.config.nonlinearity)
     # the body reads its H x H matrix from the outer scope
     inits.append(numpy_helper.from_array(np.ascontiguousarray(r.T), f"{name}_R_t"))
     body.node.insert(0, helper.make_node("Identity", [f"{name}_R_t"], ["R_t"]))
@@ -147,7 +152,7 @@ def expected_ops(config: ModelConfig) -> dict[str, int]:
 
 
 def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
-    """Append the whole tanh RNN: contract.IDS and LENGTHS in, contract.STATES and FINAL out."""
+    """Append the whole plain RNN: contract.IDS and LENGTHS in, contract.STATES and FINAL out."""
     c = model.config
     nodes.append(helper.make_node("Transpose", [contract.IDS.name], ["ids_t"], perm=[1, 0]))
     _mask_nodes(nodes, inits)

@@ -33,5 +33,8 @@ def layer_weights(model: TorchEncoder, layer: int) -> tuple[np.ndarray, np.ndarr
 
         ws.append(get("weight_ih"))
         rs.append(get("weight_hh"))
-        bs.append(np.concatenate([get("bias_ih"), get("bias_hh")]))
+        if c.bias:
+            bs.append(np.concatenate([get("bias_ih"), get("bias_hh")]))
+        else:  # no bias in the module: ONNX's B input as zeros, the same function
+            bs.append(np.zeros(2 * rs[-1].shape[0], dtype=np.float32))
     return np.stack(ws), np.stack(rs), np.stack(bs)

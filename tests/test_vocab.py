@@ -57,13 +57,6 @@ def test_load_rejects_inconsistent_files(tmp_path: Path) -> None:
         Vocab(["a", UNK])
 
 
-def test_from_tutorial_mapping_appends_reserved_tokens() -> None:
-    v = Vocab.from_mapping({"北京": 1, "冬奥": 0})
-    assert v.tokens == ["冬奥", "北京", PAD, UNK]
-    with pytest.raises(ValueError, match="every index"):
-        Vocab.from_mapping({"a": 0, "b": 2})
-
-
 def test_default_corpus_is_shipped(default_corpus: Path) -> None:
     lines = default_corpus.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"

@@ -24,6 +24,13 @@ class Cell(_Choice):
     GRU = "gru"
 
 
+class Nonlinearity(_Choice):
+    """The activation of the plain RNN cell (nn.RNN's ``nonlinearity``)."""
+
+    TANH = "tanh"  # the tutorial's
+    RELU = "relu"
+
+
 class Pooling(_Choice):
     """How a text's per-token states become one sentence vector."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.contract import TensorSpec
-from zh_rnn_encoder.core.enums import Cell, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
 
 
 def sha256_file(path: Path) -> str:
@@ -34,7 +34,10 @@ def jieba_version() -> str:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the encoder; the defaults are the tutorial's (embedding 128, hidden 256, tanh)."""
+    """Sizes of the encoder; the defaults are the tutorial's (embedding 128, hidden 256, tanh).
+
+    ``nonlinearity`` applies to the plain RNN cell only; ``bias`` False drops every recurrent bias.
+    """
 
     vocab_size: int
     cell: Cell = Cell.RNN
@@ -42,12 +45,18 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 1
     bidirectional: bool = False
+    nonlinearity: Nonlinearity = Nonlinearity.TANH
+    bias: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", Cell.parse(self.cell, "cell"))
+        nonlinearity = Nonlinearity.parse(self.nonlinearity, "nonlinearity")
+        object.__setattr__(self, "nonlinearity", nonlinearity)
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if nonlinearity is not Nonlinearity.TANH and self.cell is not Cell.RNN:
+            raise ValueError(f"nonlinearity {nonlinearity} is for the rnn cell, not {self.cell}")
 
     @property
     def directions(self) -> int:

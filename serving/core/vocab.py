@@ -59,19 +59,6 @@ class Vocab:
             words = words[: max_size - 2]
         return cls([PAD, UNK, *words])
 
-    @classmethod
-    def from_mapping(cls, word_to_index: dict[str, int], pad: str = PAD, unk: str = UNK) -> Vocab:
-        """From a tutorial-style ``{word: index}`` dict whose indices are 0..n-1 (reserved tokens
-        absent from it are appended after the last index, as export.tutorial does)."""
-        ids = sorted(word_to_index.values())
-        if ids != list(range(len(ids))):
-            raise ValueError("word->index mapping must use every index 0..n-1 exactly once")
-        tokens = [""] * len(ids)
-        for w, i in word_to_index.items():
-            tokens[i] = w
-        tokens += [t for t in (pad, unk) if t not in word_to_index]
-        return cls(tokens, pad=pad, unk=unk)
-
     def to_json(self) -> str:
         # One token a line keeps the file readable and diffable; JSON escapes whitespace tokens.
         head = {"format": VOCAB_FORMAT, "size": len(self), "pad": self.pad, "unk": self.unk}
