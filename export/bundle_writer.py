@@ -49,6 +49,7 @@ class ExportReport:
     path: Path
     verify: Verify
     write_s: float
+    bundle_sha256: str  # of bundle.json: what --expect-bundle-sha256 pins
     golden_max_abs_err: float | None = None
     parity_cases: int = 0
     parity_max_abs_err: float | None = None
@@ -72,7 +73,8 @@ def export_bundle(
     try:
         _write(ckpt, tmp, jieba_cache)
         written = time.perf_counter()
-        report = ExportReport(out, level, written - t0)
+        digest = sha256_file(tmp / contract.MANIFEST_FILE)
+        report = ExportReport(out, level, written - t0, digest)
         if level is not Verify.NONE:
             report = _verify(ckpt, tmp, level, jieba_cache, progress, report)
         shutil.rmtree(out, ignore_errors=True)
@@ -100,6 +102,7 @@ def _verify(
         report.path,
         level,
         report.write_s,
+        report.bundle_sha256,
         golden_max_abs_err=enc.golden_err,
         parity_cases=parity.cases,
         parity_max_abs_err=parity.max_abs_err,

@@ -78,7 +78,7 @@ def _export(ckpt: Checkpoint, out: Path, level: Verify) -> None:
 
 
 def _log_report(r: ExportReport) -> None:
-    log(f"wrote {r.path} in {r.write_s:.1f}s")
+    log(f"wrote {r.path} in {r.write_s:.1f}s; pin it with --expect-bundle-sha256 {r.bundle_sha256}")
     log(f"{r.path}: hashes, graph I/O and golden samples ok (max err {r.golden_max_abs_err:.2e})")
     _log_parity(r.parity_cases, r.verify_s, r.parity_max_abs_err, r.invariance_max_abs_err)
 
@@ -96,7 +96,7 @@ def _verify_bundle(path: Path, ckpt: Checkpoint | None, level: Verify) -> None:
     enc = Encoder.from_bundle(path, threads=1)
     log(
         f"{path}: hashes, graph I/O and {len(enc.bundle.golden.texts)} golden samples ok "
-        f"(max err {enc.golden_err:.2e})"
+        f"(max err {enc.golden_err:.2e}); bundle sha256 {enc.bundle.digest}"
     )
     if ckpt is None:
         return

@@ -104,3 +104,24 @@ def test_graph_built_for_another_output_size_is_refused(bundle_copy: Path) -> No
     _rehash(bundle_copy, "model.onnx")
     with pytest.raises(BundleError, match="model.onnx: built for output size 7"):
         open_session(load_bundle(bundle_copy))
+
+
+def test_pinned_digest(bundle_copy: Path) -> None:
+    digest = sha256_file(bundle_copy / "bundle.json")
+    assert load_bundle(bundle_copy, expect_sha256=digest).digest == digest
+    assert load_bundle(bundle_copy, expect_sha256="sha256:" + digest.upper()).digest == digest
+    with pytest.raises(BundleError, match="not the bundle that was pinned"):
+        load_bundle(bundle_copy, expect_sha256="0" * 64)
+
+
+def test_a_consistent_forgery_fails_only_the_pin(bundle_copy: Path, tokenizer) -> None:
+    """Rewritten golden arrays with every hash updated pass the self-referential checks (this is
+    why the pin exists); the pinned digest refuses them."""
+    pinned = sha256_file(bundle_copy / "bundle.json")
+    with np.load(bundle_copy / "golden.npz") as z:
+        arrays = dict(z)
+    np.savez(bundle_copy / "golden.npz", **arrays, extra=np.zeros(1))
+    _rehash(bundle_copy, "golden.npz")
+    assert load_bundle(bundle_copy).digest != pinned
+    with pytest.raises(BundleError, match="expected"):
+        load_bundle(bundle_copy, expect_sha256=pinned)

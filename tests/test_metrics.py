@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 
 import grpc
@@ -41,5 +42,17 @@ def test_metrics_endpoint(bundle_factory, jieba_cache) -> None:
         assert m["encoder_texts_total"] == 2 and m["encoder_tokens_total"] == 19 + 1
         assert m["encoder_run_texts_count"] >= 1 and m["encoder_queued_texts"] == 0
         assert m['encoder_stage_seconds_count{stage="inference"}'] == 1
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        assert e.value.code == 404
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("listen", [":9100", "9100", "[]:9100"])
+def test_metrics_host_must_be_explicit(listen: str, capsys) -> None:
+    from zh_rnn_encoder.transport.config import from_args
+
+    with pytest.raises(SystemExit):
+        from_args(["--bundle", "b", "--metrics-listen", listen], env={})
+    assert "needs an explicit host" in capsys.readouterr().err

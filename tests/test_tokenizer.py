@@ -71,3 +71,16 @@ def test_bad_config() -> None:
         TokenizerConfig(whitespace="strip")
     with pytest.raises(ValueError, match="user dictionary"):
         Tokenizer(TokenizerConfig(user_dict="x.txt"))
+
+
+def test_cache_directory_must_be_private(tmp_path: Path) -> None:
+    from zh_rnn_encoder.core.errors import UnsafeSetting
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UnsafeSetting, match="not be writable by group or others"):
+        Tokenizer(cache_dir=shared)
+    fresh = tmp_path / "fresh" / "cache"
+    Tokenizer(cache_dir=fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o700

@@ -35,6 +35,7 @@ class Bundle:
     manifest: Manifest
     vocab: Vocab
     golden: Golden
+    digest: str  # sha256 of bundle.json, which holds the sha256 of every other file
 
     @property
     def model(self) -> ModelConfig:
@@ -58,9 +59,14 @@ class Bundle:
         return dict(self.manifest.files)
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Load and check a bundle; raises BundleError listing every problem found."""
+def load_bundle(path: Path, expect_sha256: str | None = None) -> Bundle:
+    """Load and check a bundle; raises BundleError listing every problem found.
+
+    The hashes in bundle.json prove the files match bundle.json, not that bundle.json is the one
+    you exported: ``expect_sha256`` pins it (and so every file), as printed by encoder-export.
+    """
     path = Path(path)
+    digest = _check_pin(path, expect_sha256)
     manifest = _read_manifest(path)
     problems = _check_files(path, manifest)
     if problems:
@@ -69,11 +75,26 @@ def load_bundle(path: Path) -> Bundle:
     texts, tokens = _read(path, manifest.golden.texts, _golden_texts)
     arrays = _read(path, manifest.golden.arrays, _golden_arrays)
     golden = Golden(texts, tokens, atol=manifest.golden.atol, **arrays)
-    bundle = Bundle(path, manifest, vocab, golden)
+    bundle = Bundle(path, manifest, vocab, golden, digest)
     problems = _check_consistency(bundle)
     if problems:
         raise BundleError(path, problems)
     return bundle
+
+
+def _check_pin(path: Path, expect_sha256: str | None) -> str:
+    mf = path / contract.MANIFEST_FILE
+    digest = sha256_file(mf) if mf.is_file() else ""
+    want = (expect_sha256 or "").removeprefix("sha256:").lower()
+    if want and digest != want:
+        raise BundleError(
+            path,
+            [
+                f"{contract.MANIFEST_FILE}: sha256 {digest[:16] or '(missing)'}…, expected "
+                f"{want[:16]}… (--expect-bundle-sha256): not the bundle that was pinned"
+            ],
+        )
+    return digest
 
 
 def _read_manifest(path: Path) -> Manifest:

@@ -37,5 +37,9 @@ class BundleError(EncoderError):
         super().__init__(f"bundle {path} refused ({len(self.problems)} problem(s)):\n{lines}")
 
 
+class UnsafeSetting(EncoderError):
+    """A setting the process refuses to run with, e.g. a cache directory others can write to."""
+
+
 class ProviderUnavailable(EncoderError):
     """The requested onnxruntime execution provider is not in this installation."""

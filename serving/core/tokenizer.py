@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zh_rnn_encoder.core.enums import Whitespace
+from zh_rnn_encoder.core.errors import UnsafeSetting
 from zh_rnn_encoder.core.manifest import TokenizerConfig
 
 if TYPE_CHECKING:  # imported on first need: the fast path never loads jieba's tables
@@ -43,7 +44,26 @@ _OUTSIDE_RUNS = re.compile(f"({_OUTSIDE_CLASS}+)")
 
 
 def default_cache_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "zh-rnn-encoder-jieba"
+    """Per user: jieba loads its cache with marshal, so a directory others share is unsafe."""
+    return Path(tempfile.gettempdir()) / f"zh-rnn-encoder-jieba-{os.getuid()}"
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, created 0700 if missing; UnsafeSetting if another user owns it or may write it.
+
+    jieba's cache is a marshal file that jieba loads as it is: whoever can write the directory
+    can replace it.
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise UnsafeSetting(
+            f"jieba cache directory {path} must belong to this user (uid {os.getuid()}) and not "
+            f"be writable by group or others (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}); "
+            "jieba loads its cache without a check: choose another --jieba-cache-dir"
+        )
+    return path
 
 
 class Tokenizer:
@@ -66,7 +86,7 @@ class Tokenizer:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.config = config
         self._user_dict = user_dict_path
-        self._cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._cache = private_dir(Path(cache_dir) if cache_dir else default_cache_dir())
         self._jieba: jieba.Tokenizer | None = None
         fast = backend == "auto" and rjieba is not None and config.hmm and not config.user_dict
         self.backend = "rjieba" if fast else "jieba"
@@ -82,7 +102,6 @@ class Tokenizer:
             import jieba
 
             jieba.setLogLevel(logging.WARNING)
-            self._cache.mkdir(parents=True, exist_ok=True)
             tk = jieba.Tokenizer()
             tk.tmp_dir = str(self._cache)
             tk.initialize()

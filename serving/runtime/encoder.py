@@ -97,6 +97,7 @@ class EncoderInfo:
     pad_id: int
     unk_id: int
     file_hashes: dict[str, str]
+    bundle_sha256: str  # of bundle.json: pins the whole bundle (--expect-bundle-sha256)
     provider: str
     threads: int
     limits: Limits
@@ -147,17 +148,19 @@ class Encoder:
         max_batch_tokens: int = 2048,
         batch_wait_ms: float = 0.0,
         jieba_cache_dir: Path | None = None,
+        expect_sha256: str | None = None,
         on_run: OnRun | None = None,
         session_factory: SessionFactory = open_session,
     ) -> Encoder:
         """Check the bundle, open the session and pass the golden samples, or raise.
 
-        ``threads`` 0 means the CPUs this process may use. ``session_factory`` replaces the
+        ``threads`` 0 means the CPUs this process may use; ``expect_sha256`` pins bundle.json
+        (see load_bundle). ``session_factory`` replaces the
         onnxruntime session (the benchmark's eager-PyTorch baseline is the only other one).
         """
         t0 = time.perf_counter()
         provider_for(device)  # an unknown or absent device is refused before any loading
-        bundle = load_bundle(Path(path))
+        bundle = load_bundle(Path(path), expect_sha256)
         tokenizer = Tokenizer(bundle.tokenizer, bundle.user_dict_path, jieba_cache_dir)
         session = session_factory(bundle, Device(device), threads or available_cpus())
         err = run_golden(bundle, tokenizer, session)
@@ -187,6 +190,7 @@ class Encoder:
             pad_id=v.pad_id,
             unk_id=v.unk_id,
             file_hashes=self.bundle.file_hashes,
+            bundle_sha256=self.bundle.digest,
             provider=self.session.provider,
             threads=self.session.threads,
             limits=self.limits,

@@ -62,6 +62,7 @@ class App:
                 max_batch_tokens=cfg.max_batch_tokens,
                 batch_wait_ms=cfg.batch_wait_ms,
                 jieba_cache_dir=cfg.jieba_cache_dir,
+                expect_sha256=cfg.expect_bundle_sha256 or None,
                 on_run=self.metrics.on_run if self.metrics else None,
                 session_factory=self.session_factory,
             ),
@@ -147,10 +148,12 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
         await app.server.stop(0)
         return 2
     log.info(
-        "serving encoder.v1 on %s:%d bundle=%s provider=%s threads=%d tokenizer=%s ready_in=%.2fs",
+        "serving encoder.v1 on %s:%d bundle=%s (sha256:%s) provider=%s threads=%d tokenizer=%s "
+        "ready_in=%.2fs",
         host,
         app.port,
         cfg.bundle,
+        encoder.bundle.digest,
         encoder.session.provider,
         encoder.session.threads,
         encoder.tokenizer.backend,

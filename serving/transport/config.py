@@ -27,6 +27,7 @@ class ServerConfig:
     log_level: str = "INFO"
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
     port_file: Path | None = None  # written with the bound port once listening
+    expect_bundle_sha256: str = ""  # pins bundle.json (and through it every file); empty: off
 
     @property
     def intra_op_threads(self) -> int:
@@ -50,6 +51,10 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
     "metrics_listen": (str, "host:port for Prometheus /metrics (empty: no endpoint)"),
+    "expect_bundle_sha256": (
+        str,
+        "refuse a bundle whose bundle.json has another sha256 (encoder-export prints it)",
+    ),
     "port_file": (
         Path,
         "write the bound port here once listening (for supervisors and --listen :0)",
@@ -114,5 +119,10 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
     if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:
         ap.error("--threads, --max-batch-tokens and --batch-wait-ms must not be negative")
+    if cfg.metrics_listen and not cfg.metrics_listen.rpartition(":")[0].strip("[]"):
+        ap.error(
+            f"--metrics-listen {cfg.metrics_listen!r} needs an explicit host, e.g. "
+            "127.0.0.1:9100, or 0.0.0.0:9100 for every interface"
+        )
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         ap.error(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
 _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -71,11 +81,29 @@ class Metrics:
         self.run_padded.observe(padded_tokens)
 
     def serve(self, listen: str) -> int:
-        """Start the /metrics HTTP endpoint on host:port (port 0: a free one); returns the port."""
+        """Serve GET /metrics (and nothing else: 404) on host:port, the host explicit (0.0.0.0
+        to mean every interface); port 0 picks a free one. Returns the port."""
         host, _, port = listen.rpartition(":")
-        self._http, _ = start_http_server(
-            int(port), host.strip("[]") or "0.0.0.0", registry=self.registry
-        )
+        registry = self.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] != "/metrics":
+                    self.send_error(404, "only /metrics is served here")
+                    return
+                body = generate_latest(registry)
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
+                pass
+
+        self._http = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, name="metrics", daemon=True).start()
         return self._http.server_port
 
     def close(self) -> None:
