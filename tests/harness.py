@@ -73,9 +73,9 @@ def health(target: str, service: str = "", timeout: float = 5) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
 
 
-def wait_health(target: str, want: str, timeout: float = 60) -> float:
+def wait_health(target: str, want: str, timeout: float = 60, **client: object) -> float:
     """Seconds until the health check says ``want``; raises TimeoutError otherwise."""
-    return wait_until_serving(target, timeout, want)
+    return wait_until_serving(target, timeout, want, **client)
 
 
 class ServerProcess:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -84,23 +85,40 @@ def encode_request(
 
 
 class EncoderClient:
-    """``with EncoderClient("127.0.0.1:50051") as c: c.encode(["北京冬奥"])[0].vector``."""
+    """``with EncoderClient("127.0.0.1:50051") as c: c.encode(["北京冬奥"])[0].vector``.
+
+    TLS: ``tls_ca`` (a PEM file; or ``tls=True`` for the system's roots), and ``tls_cert`` with
+    ``tls_key`` for a client certificate (mutual TLS). ``token`` is sent as a bearer token.
+    """
 
     def __init__(
         self,
         target: str = "127.0.0.1:50051",
         timeout: float = 30.0,
         max_message_bytes: int = 64 << 20,
+        *,
+        tls: bool = False,
+        tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        token: str | None = None,
     ) -> None:
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if tls or tls_ca or tls_cert:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca),
+                private_key=_read(tls_key),
+                certificate_chain=_read(tls_cert),
+            )
+            self.channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
         self.stub = pb_grpc.EncoderStub(self.channel)
         self.timeout = timeout
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
 
     def __enter__(self) -> EncoderClient:
         return self
@@ -116,20 +134,26 @@ class EncoderClient:
         return from_response(self.encode_raw(texts, **options))
 
     def encode_raw(self, texts: Sequence[str], **options: object) -> pb.EncodeResponse:
-        return self.stub.Encode(encode_request(texts, **options), timeout=self.timeout)
+        return self.stub.Encode(
+            encode_request(texts, **options), timeout=self.timeout, metadata=self.metadata
+        )
 
     def encode_stream(self, requests: Iterable[pb.EncodeRequest]) -> Iterator[pb.EncodeResponse]:
-        return self.stub.EncodeStream(iter(requests), timeout=self.timeout)
+        return self.stub.EncodeStream(iter(requests), timeout=self.timeout, metadata=self.metadata)
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
-        r = self.stub.Tokenize(pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout)
+        r = self.stub.Tokenize(
+            pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout, metadata=self.metadata
+        )
         return [
             Tokenized(list(t.tokens), np.array(t.ids, dtype=np.int64), t.unknown_count)
             for t in r.texts
         ]
 
     def info(self) -> dict:
-        r = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        r = self.stub.GetModelInfo(
+            pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self.metadata
+        )
         d = MessageToDict(
             r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
         )
@@ -145,10 +169,17 @@ class EncoderClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
 
 
-def wait_until_serving(target: str, timeout: float = 60.0, want: str = "SERVING") -> float:
-    """Seconds until the health check of ``target`` says ``want``; TimeoutError otherwise."""
+def _read(path: str | Path | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+def wait_until_serving(
+    target: str, timeout: float = 60.0, want: str = "SERVING", **client: object
+) -> float:
+    """Seconds until the health check of ``target`` says ``want``; TimeoutError otherwise.
+    ``client`` takes EncoderClient's TLS arguments."""
     t0 = time.monotonic()
-    with EncoderClient(target, timeout=1) as c:
+    with EncoderClient(target, timeout=1, **client) as c:
         while time.monotonic() - t0 < timeout:
             try:
                 if c.health() == want:

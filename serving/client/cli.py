@@ -82,6 +82,19 @@ def parser() -> argparse.ArgumentParser:
         help="server address [env TARGET; default 127.0.0.1:50051]",
     )
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    ap.add_argument("--tls", action="store_true", help="TLS with the system's root certificates")
+    ap.add_argument(
+        "--tls-ca",
+        default=os.environ.get("TLS_CA") or None,
+        help="TLS with this CA certificate (PEM) [env TLS_CA]",
+    )
+    ap.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
+    ap.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
+    ap.add_argument(
+        "--token",
+        default=os.environ.get("TOKEN") or None,
+        help="bearer token [env TOKEN; prefer the variable to the command line]",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("encode", help="texts as arguments, or one per line on stdin; JSON lines")
     p.add_argument("texts", nargs="*")
@@ -111,7 +124,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
-        with EncoderClient(a.target, timeout=a.timeout) as c:
+        tls = {"tls": a.tls, "tls_ca": a.tls_ca, "tls_cert": a.tls_cert, "tls_key": a.tls_key}
+        with EncoderClient(a.target, timeout=a.timeout, token=a.token, **tls) as c:
             return a.func(c, a)
     except grpc.RpcError as e:
         print(f"encoder-client: {e.code().name}: {e.details()}", file=sys.stderr)

@@ -20,6 +20,7 @@ from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
 from zh_rnn_encoder.transport.config import ServerConfig
+from zh_rnn_encoder.transport.security import BearerAuth, load_tokens, server_credentials
 from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
 from zh_rnn_encoder.transport.state import ServingState
 
@@ -90,26 +91,34 @@ class App:
 async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
     """A server bound to cfg.listen (port 0: a free one), not yet started, health NOT_SERVING."""
     size = cfg.limits.max_message_bytes
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", size),
-            ("grpc.max_send_message_length", size),
-            ("grpc.so_reuseport", 0),
-        ]
-    )
     metrics = None
     if cfg.metrics_listen:  # prometheus_client is imported only when metrics are asked for
         from zh_rnn_encoder.transport.metrics import Metrics
 
         metrics = Metrics()
+    keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
+    on_denied = (lambda m: metrics.request(m, "UNAUTHENTICATED", 0.0)) if metrics else None
+    server = grpc.aio.server(
+        interceptors=[BearerAuth(keys, on_denied)] if keys else None,
+        options=[
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
     state = ServingState()
     add_to_server(EncoderServicer(state, metrics), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    port = server.add_insecure_port(cfg.listen)
+    if cfg.reflection:
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    if cfg.tls_cert:
+        creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
+        port = server.add_secure_port(cfg.listen, creds)
+    else:
+        port = server.add_insecure_port(cfg.listen)
     app = App(cfg, server, port, state, health_servicer, metrics, session_factory)
     await app.set_health(NOT_SERVING)
     return app
@@ -136,9 +145,11 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
             app.metrics_port,
         )
     log.info(
-        "listening on %s:%d, NOT_SERVING until bundle %s passes its self-test",
+        "listening on %s:%d (%s, %s), NOT_SERVING until bundle %s passes its self-test",
         host,
         app.port,
+        ("mutual TLS" if cfg.tls_client_ca else "TLS") if cfg.tls_cert else "plaintext",
+        "bearer-token auth" if cfg.auth_tokens or cfg.auth_tokens_file else "no auth",
         cfg.bundle,
     )
     try:

@@ -28,6 +28,12 @@ class ServerConfig:
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
     port_file: Path | None = None  # written with the bound port once listening
     expect_bundle_sha256: str = ""  # pins bundle.json (and through it every file); empty: off
+    tls_cert: Path | None = None  # PEM chain; with tls_key, the port speaks TLS only
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # clients must present a certificate it signed (mTLS)
+    auth_tokens_file: Path | None = None  # one bearer token a line
+    auth_tokens: str = ""  # comma-separated bearer tokens (prefer the file or the env variable)
+    reflection: bool = True
 
     @property
     def intra_op_threads(self) -> int:
@@ -55,6 +61,12 @@ _FLAGS: dict[str, tuple[type, str]] = {
         str,
         "refuse a bundle whose bundle.json has another sha256 (encoder-export prints it)",
     ),
+    "tls_cert": (Path, "TLS certificate chain (PEM); with --tls-key the port is TLS only"),
+    "tls_key": (Path, "TLS private key (PEM)"),
+    "tls_client_ca": (Path, "CA (PEM) that signs client certificates: mutual TLS, required"),
+    "auth_tokens_file": (Path, "file of bearer tokens, one a line: every RPC but health needs one"),
+    "auth_tokens": (str, "bearer tokens, comma-separated (prefer AUTH_TOKENS or the file to argv)"),
+    "reflection": (str, "gRPC server reflection: on or off"),
     "port_file": (
         Path,
         "write the bound port here once listening (for supervisors and --listen :0)",
@@ -109,11 +121,28 @@ def from_args(
 def _typed(name: str, value: object) -> object:
     if name == "device":
         return Device.parse(value, "--device")
+    if name == "reflection":
+        return _on_off(value, "--reflection")
     typ = _FLAGS[name][0]
     return None if value is None else typ(value)
 
 
+def _on_off(value: object, flag: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("on", "true", "1", "yes"):
+        return True
+    if v in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{flag} must be on or off, got {value!r}")
+
+
 def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        ap.error("--tls-cert and --tls-key go together")
+    if cfg.tls_client_ca and not cfg.tls_cert:
+        ap.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     for f in fields(Limits):
         if getattr(cfg.limits, f.name) < 1:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
