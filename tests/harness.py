@@ -84,12 +84,20 @@ class ServerProcess:
     The server writes its bound port to a --port-file (PORT_FILE) that this class chooses.
     """
 
-    def __init__(self, *args: str, env: dict | None = None, no_torch: bool = True) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict | None = None,
+        no_torch: bool = True,
+        cpus: set[int] | None = None,
+    ) -> None:
         cmd = (
             [sys.executable, "-c", NO_TORCH]
             if no_torch
             else [sys.executable, "-m", "zh_rnn_encoder.transport.app"]
         )
+        if cpus:  # pinned before it starts, so its thread counts see only these CPUs
+            cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
         self.port_file = Path(tempfile.mkdtemp(prefix="encoder-port-")) / "port"
         full_env = {
             **os.environ,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -131,3 +132,33 @@ def test_states_are_dropped_unless_kept() -> None:
     lean, full = run(go())
     assert lean.states == [None] and lean.final[0][0] == 6
     assert full.states[0].shape == (3, 1) and full.final[0][0] == 6
+
+
+def test_a_small_request_does_not_wait_for_a_large_one() -> None:
+    """Texts that arrive during a long cycle run between its runs, alternating with it."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Gated(Model):
+        def __call__(self, ids, lengths):
+            if not self.shapes:  # the large request's first run holds until the small one queued
+                entered.set()
+                release.wait(5)
+            return super().__call__(ids, lengths)
+
+    model = Gated()
+
+    async def go():
+        b = Batcher(model, pad_id=0, max_batch_tokens=10, max_queued_texts=1000)
+        b.start()
+        large = asyncio.ensure_future(b.submit(rows(*[5] * 40)))  # 20 runs of 2 x 5
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 5)
+        small = asyncio.ensure_future(b.submit(rows(3)))
+        await asyncio.sleep(0.01)
+        release.set()
+        out = await asyncio.gather(small, large)
+        await b.close()
+        return out
+
+    small, large = run(go())
+    assert small.final[0][0] == 6 and [f[0] for f in large.final] == [15] * 40
+    assert model.shapes[:3] == [(2, 5), (1, 3), (2, 5)] and len(model.shapes) == 21

@@ -57,9 +57,9 @@ def test_tls_only(bundle, jieba_cache, pki) -> None:
     try:
         with EncoderClient(srv.target, tls_ca=pki["ca"]) as c:
             assert c.encode([TUTORIAL])[0].vector.shape == (24,)
-        with EncoderClient(srv.target, timeout=3) as plain:
+        with EncoderClient(srv.target, timeout=3, retry=False) as plain:
             assert _code(plain.encode, ["你好"])[0] == grpc.StatusCode.UNAVAILABLE
-        with EncoderClient(srv.target, timeout=3, tls_ca=pki["client_ca"]) as wrong_ca:
+        with EncoderClient(srv.target, timeout=3, retry=False, tls_ca=pki["client_ca"]) as wrong_ca:
             assert _code(wrong_ca.encode, ["你好"])[0] == grpc.StatusCode.UNAVAILABLE
     finally:
         srv.stop()
@@ -77,11 +77,11 @@ def test_mutual_tls(bundle, jieba_cache, pki) -> None:
         mine = {"tls_cert": pki["client_cert"], "tls_key": pki["client_key"]}
         with EncoderClient(srv.target, tls_ca=pki["ca"], **mine) as c:
             assert c.encode(["你好"])[0].tokens == ["你好"]
-        with EncoderClient(srv.target, timeout=3, tls_ca=pki["ca"]) as anonymous:
+        with EncoderClient(srv.target, timeout=3, retry=False, tls_ca=pki["ca"]) as anonymous:
             assert _code(anonymous.encode, ["你好"])[0] == grpc.StatusCode.UNAVAILABLE
         # a certificate from the server's own CA is not one the client CA signed
         theirs = {"tls_cert": pki["cert"], "tls_key": pki["key"]}
-        with EncoderClient(srv.target, timeout=3, tls_ca=pki["ca"], **theirs) as other:
+        with EncoderClient(srv.target, timeout=3, retry=False, tls_ca=pki["ca"], **theirs) as other:
             assert _code(other.encode, ["你好"])[0] == grpc.StatusCode.UNAVAILABLE
     finally:
         srv.stop()

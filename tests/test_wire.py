@@ -32,8 +32,8 @@ def test_client_request_becomes_the_same_options() -> None:
     r = encode_request(["你好"], token_vectors=True, **opts)
     o = wire.options_of(r)
     assert (o.pooling, o.truncation, o.max_tokens) == (Pooling.MAX, Truncation.KEEP_FIRST, 3)
-    assert o.normalize and o.token_vectors and o.keeps_states
-    assert not wire.options_of(pb.EncodeRequest(texts=["x"])).keeps_states
+    assert o.normalize and o.token_vectors and o.reducer() is None
+    assert wire.options_of(pb.EncodeRequest(texts=["x"], pooling=pb.POOLING_MEAN)).reducer()
     with pytest.raises(ValueError, match="pooling: unknown value 'avg'"):
         encode_request(["你好"], pooling="avg")
 

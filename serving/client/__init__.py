@@ -6,6 +6,7 @@ The request and response messages are the public generated module ``zh_rnn_encod
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,24 @@ from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
 
+# The retry policy the client ships, as a gRPC service config: UNAVAILABLE (a server draining or
+# still loading) and RESOURCE_EXHAUSTED (shed at the door) are retried after an exponential,
+# jittered backoff. gRPC retries a call only while it is under its retry buffer (256 KiB by
+# default) and has no response yet; it never retries other statuses.
+RETRY_POLICY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
+}
+SERVICE_CONFIG = json.dumps(
+    {"methodConfig": [{"name": [{"service": "encoder.v1.Encoder"}], "retryPolicy": RETRY_POLICY}]}
+)
+
 __all__ = [
+    "RETRY_POLICY",
+    "SERVICE_CONFIG",
     "EncoderClient",
     "Encoded",
     "Tokenized",
@@ -89,6 +107,7 @@ class EncoderClient:
 
     TLS: ``tls_ca`` (a PEM file; or ``tls=True`` for the system's roots), and ``tls_cert`` with
     ``tls_key`` for a client certificate (mutual TLS). ``token`` is sent as a bearer token.
+    ``retry`` applies RETRY_POLICY.
     """
 
     def __init__(
@@ -102,11 +121,15 @@ class EncoderClient:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         token: str | None = None,
+        retry: bool = True,
     ) -> None:
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.enable_retries", int(retry)),
         ]
+        if retry:
+            options.append(("grpc.service_config", SERVICE_CONFIG))
         if tls or tls_ca or tls_cert:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=_read(tls_ca),

@@ -20,6 +20,7 @@ from zh_rnn_encoder.core.errors import NotReady, Overloaded
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
 
 RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Reduce = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (states [n, F], final [F]) -> [F]
 
 
 @dataclass
@@ -38,6 +39,7 @@ class _Item:
     future: asyncio.Future
     enqueued: float
     keep_states: bool = True
+    reduce: Reduce | None = None
     states: list = field(default_factory=list)
     final: list = field(default_factory=list)
     started: float | None = None
@@ -69,15 +71,19 @@ class Batcher:
 
     @property
     def queued_texts(self) -> int:
-        """Texts accepted and not yet run (queued, or waiting in the current cycle)."""
+        """Texts accepted and not yet run (queued, or waiting in a cycle)."""
         return len(self._pending) + self._in_cycle
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
 
-    async def submit(self, rows: list[np.ndarray], keep_states: bool = True) -> Batched:
+    async def submit(
+        self, rows: list[np.ndarray], keep_states: bool = True, reduce: Reduce | None = None
+    ) -> Batched:
         """Encode ``rows`` (int64 ids each). Without ``keep_states`` only the final states come
-        back, so a run's [rows, seq, F] output is freed as soon as it is delivered."""
+        back, so a run's [rows, seq, F] output is freed as soon as it is delivered; ``reduce``
+        turns each row's (states [n, F], final [F]) into the vector returned as its final, at
+        delivery (pooling), so per-token states never outlive their run."""
         if self._closing:
             raise NotReady("server is shutting down")
         if self.queued_texts + len(rows) > self._max_queued:
@@ -90,6 +96,7 @@ class Batcher:
             asyncio.get_running_loop().create_future(),
             time.perf_counter(),
             keep_states=keep_states,
+            reduce=reduce,
             states=[None] * len(rows),
             final=[None] * len(rows),
         )
@@ -113,21 +120,37 @@ class Batcher:
         return [[rows[k] for k in run] for run in runs]
 
     async def _work(self) -> None:
+        """Runs cycles; texts that arrive during a long cycle (one large request is many runs)
+        get their own cycle between its runs, alternating with it, so a small request waits for
+        about one run, not for the whole large one, and the large one still progresses."""
         loop = asyncio.get_running_loop()
+        older: deque[list] = deque()  # runs of the cycle in progress
+        newer: deque[list] = deque()  # runs of a cycle taken while it was in progress
+        newer_next = False
         while True:
-            if not self._pending:
+            if not self._pending and not older and not newer:
                 if self._closing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self._wait_s:
+            if not older and self._wait_s:
                 await asyncio.sleep(self._wait_s)
-            runs = self._take_cycle()
-            self._in_cycle = sum(len(r) for r in runs)
-            for run in runs:
-                await self._run_one(loop, run)
-                self._in_cycle -= len(run)
+            if self._pending and not newer:
+                fresh = self._take_cycle()
+                (newer if older else older).extend(fresh)
+                newer_next = bool(newer)  # the newcomers go first, then turns alternate
+                if not older:  # every queued request was cancelled
+                    continue
+            if older and newer:
+                run = (newer if newer_next else older).popleft()
+                newer_next = not newer_next
+            else:
+                run = older.popleft()
+            if not older:
+                older, newer = newer, older  # the newer cycle is now the one in progress
+            self._in_cycle = sum(len(r) for r in (*older, *newer))
+            await self._run_one(loop, run)
 
     async def _run_one(self, loop: asyncio.AbstractEventLoop, run: list) -> None:
         run = [(item, i) for item, i in run if not item.future.done()]
@@ -158,9 +181,13 @@ class Batcher:
                 seen.add(id(item))
                 item.inference_s += took
                 item.started = item.started or started
+            n = len(item.rows[i])
             if item.keep_states:
-                item.states[i] = states[j, : len(item.rows[i])]
-            item.final[i] = final[j].copy()  # a row, not a view that pins the run's array
+                item.states[i] = states[j, :n]
+            if item.reduce:
+                item.final[i] = item.reduce(states[j, :n], final[j])
+            else:
+                item.final[i] = final[j].copy()  # a row, not a view that pins the run's array
             item.done_rows += 1
             if item.done_rows == len(item.rows):
                 item.future.set_result(

@@ -7,9 +7,13 @@ call: it shares one batcher between concurrent requests and adds the per-request
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from zh_rnn_encoder.core.enums import Device, Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotReady
 from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
 from zh_rnn_encoder.core.tokenizer import Tokenizer
+from zh_rnn_encoder.runtime.admission import MB, Budget, estimate, estimate_tokenize
 from zh_rnn_encoder.runtime.batcher import Batcher
 from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.limits import Limits
@@ -32,6 +37,8 @@ log = logging.getLogger("encoder")
 # (bundle, device, threads) -> an object with run(ids, lengths), provider and threads.
 SessionFactory = Callable[[Bundle, Device, int], Session]
 OnRun = Callable[[int, int], None]  # (texts, padded tokens) of each onnxruntime run
+# Requests with more characters than this are tokenized in a worker thread (~1 ms of jieba-rs).
+OFF_LOOP_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,12 @@ class EncodeOptions:
         if self.max_tokens < 0:
             raise InvalidInput(f"max_tokens: must not be negative, got {self.max_tokens}")
 
-    @property
-    def keeps_states(self) -> bool:
-        """Whether per-token states are needed at all (else only final states are kept)."""
-        return self.token_vectors or self.pooling is not Pooling.LAST
+    def reducer(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """Pools a row as soon as its run is done, when its per-token states are not returned:
+        then no request holds per-token states beyond its run."""
+        if self.token_vectors:
+            return None
+        return functools.partial(_pool_row, mode=self.pooling, normalize=self.normalize)
 
 
 @dataclass
@@ -129,13 +138,16 @@ class Encoder:
         max_batch_tokens: int = 2048,
         batch_wait_ms: float = 0.0,
         on_run: OnRun | None = None,
+        max_inflight_mb: float = 256,
     ) -> None:
         self.bundle, self.tokenizer, self.session = bundle, tokenizer, session
         self.limits, self.golden_err = limits, golden_err
         self.max_batch_tokens, self._batch_wait_s = max_batch_tokens, batch_wait_ms / 1000
         self._on_run = on_run
         self._batcher: Batcher | None = None
+        self._tokenize_pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self.budget = Budget(int(max_inflight_mb * MB))
 
     @classmethod
     def from_bundle(
@@ -147,6 +159,7 @@ class Encoder:
         limits: Limits = Limits(),
         max_batch_tokens: int = 2048,
         batch_wait_ms: float = 0.0,
+        max_inflight_mb: float = 256,
         jieba_cache_dir: Path | None = None,
         expect_sha256: str | None = None,
         on_run: OnRun | None = None,
@@ -173,7 +186,17 @@ class Encoder:
             err,
             bundle.golden.atol,
         )
-        return cls(bundle, tokenizer, session, err, limits, max_batch_tokens, batch_wait_ms, on_run)
+        return cls(
+            bundle,
+            tokenizer,
+            session,
+            err,
+            limits,
+            max_batch_tokens,
+            batch_wait_ms,
+            on_run,
+            max_inflight_mb,
+        )
 
     @property
     def output_dim(self) -> int:
@@ -215,7 +238,7 @@ class Encoder:
         texts = list(texts)
         self.limits.check_texts(texts)
         segs = self._segment(texts, opt)
-        states, final = self._run_all([s.ids for s in segs], opt.keeps_states)
+        states, final = self._run_all([s.ids for s in segs], opt)
         return self._pool(segs, states, final, opt)
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
@@ -229,40 +252,89 @@ class Encoder:
             out.append(Tokenized(toks, ids, int((ids == vocab.unk_id).sum())))
         return out
 
-    def _run_all(self, rows: list[np.ndarray], keep: bool) -> tuple[list, list]:
+    def _run_all(self, rows: list[np.ndarray], opt: EncodeOptions) -> tuple[list, list]:
+        """Runs within the token budget; returns per-token states (token_vectors only) and per
+        row the final state or, pooled at once, the sentence vector (see reducer)."""
         states: list[np.ndarray | None] = [None] * len(rows)
         final: list[np.ndarray | None] = [None] * len(rows)
+        reduce = opt.reducer()
         for run in plan_runs([len(r) for r in rows], self.max_batch_tokens):
             ids, lengths = pad([rows[i] for i in run], self.bundle.vocab.pad_id)
             s, f = self.session.run(ids, lengths)
             for j, i in enumerate(run):
-                if keep:
-                    states[i] = s[j, : len(rows[i])].copy()  # not a view pinning the whole run
-                final[i] = f[j].copy()
+                n = len(rows[i])
+                if opt.token_vectors:
+                    states[i] = s[j, :n].copy()  # not a view pinning the whole run
+                final[i] = reduce(s[j, :n], f[j]) if reduce else f[j].copy()
         return states, final
 
     # --- the serving face -------------------------------------------------------------------
 
-    async def aencode(self, texts: Sequence[str], opt: EncodeOptions) -> EncodeResult:
-        """One request: request limits, then the shared batcher of this event loop."""
-        t0 = time.perf_counter()
-        texts = list(texts)
+    def admission(self, texts: list[str], opt: EncodeOptions) -> int:
+        """Checks a request against every limit it can be checked against before tokenizing,
+        and returns the bytes it needs in flight (an upper bound, runtime/admission.py)."""
         self.limits.check_request(texts)
         self.limits.check_texts(texts)
-        segs = self._segment(texts, opt)
+        limit = self.limits.token_limit(opt.max_tokens)
+        return estimate(texts, limit, self.output_dim, opt.token_vectors)
+
+    @contextlib.asynccontextmanager
+    async def encoded(
+        self, texts: Sequence[str], opt: EncodeOptions, wait: bool = False
+    ) -> AsyncIterator[EncodeResult]:
+        """One request, holding its share of the in-flight budget until the block ends (build
+        the response inside it). Without ``wait``, a full budget is Overloaded at once."""
+        texts = list(texts)
+        need = self.admission(texts, opt)
+        async with self.budget.hold(need, wait):
+            yield await self.encode_admitted(texts, opt)
+
+    async def aencode(self, texts: Sequence[str], opt: EncodeOptions) -> EncodeResult:
+        async with self.encoded(texts, opt) as result:
+            return result
+
+    async def encode_admitted(self, texts: list[str], opt: EncodeOptions) -> EncodeResult:
+        """A request that passed ``admission`` and holds its budget: tokenize (off the event loop
+        when long), then the shared batcher of this event loop, then pool."""
+        t0 = time.perf_counter()
+        segs = await self._off_loop(texts, self._segment, texts, opt)
         tokens = sum(len(s.ids) for s in segs)
         self.limits.check_response(len(segs), tokens, self.output_dim, opt.token_vectors)
         tokenize_s = time.perf_counter() - t0
         batched = await self._shared_batcher().submit(
-            [s.ids for s in segs], keep_states=opt.keeps_states
+            [s.ids for s in segs], keep_states=opt.token_vectors, reduce=opt.reducer()
         )
         encodings = self._pool(segs, batched.states, batched.final, opt)
         return EncodeResult(encodings, tokenize_s, batched.queue_s, batched.inference_s)
 
-    async def atokenize(self, texts: Sequence[str]) -> list[Tokenized]:
+    @contextlib.asynccontextmanager
+    async def tokenized(self, texts: Sequence[str]) -> AsyncIterator[list[Tokenized]]:
+        """Tokenize for a server: request limits, budget, off the loop when long, and a response
+        that must fit max_message_bytes."""
         texts = list(texts)
         self.limits.check_request(texts)
-        return self.tokenize(texts)
+        self.limits.check_texts(texts, allow_empty=True)
+        async with self.budget.hold(estimate_tokenize(texts)):
+            out = await self._off_loop(texts, self.tokenize, texts)
+            size = sum(len(t.encode("utf-8")) + 11 for x in out for t in x.tokens)
+            if size + 8 * len(out) > self.limits.max_message_bytes:
+                raise LimitExceeded(
+                    "max_message_bytes", size, self.limits.max_message_bytes, "response"
+                )
+            yield out
+
+    async def atokenize(self, texts: Sequence[str]) -> list[Tokenized]:
+        async with self.tokenized(texts) as out:
+            return out
+
+    async def _off_loop(self, texts: list[str], fn: Callable, *args: object) -> object:
+        """``fn(*args)`` inline for short texts; in the tokenizer thread when long, so that one
+        large request never holds the event loop (and every other client) for long."""
+        if sum(len(t) for t in texts) < OFF_LOOP_CHARS:
+            return fn(*args)
+        if self._tokenize_pool is None:
+            self._tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
+        return await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, fn, *args)
 
     @property
     def queued_texts(self) -> int:
@@ -274,6 +346,8 @@ class Encoder:
         self._closed = True
         if self._batcher:
             await self._batcher.close()
+        if self._tokenize_pool:
+            self._tokenize_pool.shutdown(wait=True)
 
     def _shared_batcher(self) -> Batcher:
         if self._closed:
@@ -314,14 +388,20 @@ class Encoder:
 
     @staticmethod
     def _pool(segs: list[_Segment], states: list, final: list, opt: EncodeOptions) -> list:
+        """``final`` holds each row's final state, or its pooled vector when opt.reducer() ran."""
+        pooled = opt.reducer() is not None
         return [
             TextEncoding(
                 s.tokens,
                 s.ids,
-                pool(st, fi, opt.pooling, opt.normalize),
+                fi if pooled else pool(st, fi, opt.pooling, opt.normalize),
                 st if opt.token_vectors else None,
                 len(s.ids) < s.original_count,
                 s.original_count,
             )
             for s, st, fi in zip(segs, states, final)
         ]
+
+
+def _pool_row(states: np.ndarray, final: np.ndarray, mode: Pooling, normalize: bool) -> np.ndarray:
+    return np.array(pool(states, final, mode, normalize))  # a copy: never a view of the run

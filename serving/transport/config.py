@@ -21,6 +21,8 @@ class ServerConfig:
     threads: int = 0  # 0: the CPUs this process may use
     limits: Limits = Limits()
     max_batch_tokens: int = 2048  # padded tokens (rows x longest) per onnxruntime run
+    max_inflight_mb: float = 256  # the in-flight budget of admitted work (runtime/admission.py)
+    max_streams_per_connection: int = 0  # HTTP/2 concurrent calls a connection may open; 0: any
     batch_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches only what is queued
     grace_period_s: float = 10.0
     jieba_cache_dir: Path | None = None
@@ -52,6 +54,16 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "max_message_bytes": (int, "largest request or response message"),
     "max_queued_texts": (int, "texts waiting for the model before RESOURCE_EXHAUSTED"),
     "max_batch_tokens": (int, "padded tokens per onnxruntime run"),
+    "max_streams_per_connection": (
+        int,
+        "calls one connection may have open at once (HTTP/2; 0: no cap); excess calls fail "
+        "UNAVAILABLE",
+    ),
+    "max_inflight_mb": (
+        float,
+        "memory for admitted work, all requests and streams together; beyond it, "
+        "RESOURCE_EXHAUSTED at once (streams wait)",
+    ),
     "batch_wait_ms": (float, "extra wait to fill a batch (0: no added latency)"),
     "grace_period_s": (float, "on SIGTERM/SIGINT, time to finish accepted requests"),
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
@@ -146,6 +158,10 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
     for f in fields(Limits):
         if getattr(cfg.limits, f.name) < 1:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
+    if cfg.max_streams_per_connection < 0:
+        ap.error("--max-streams-per-connection must not be negative")
+    if cfg.max_inflight_mb <= 0:
+        ap.error("--max-inflight-mb must be positive")
     if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:
         ap.error("--threads, --max-batch-tokens and --batch-wait-ms must not be negative")
     if cfg.metrics_listen and not cfg.metrics_listen.rpartition(":")[0].strip("[]"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from zh_rnn_encoder.core.errors import UnsafeSetting
+from zh_rnn_encoder.transport.status import refusing
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)  # probes carry no credentials
 UNAUTHENTICATED = "unauthenticated"  # the whole message: no hint of which part was wrong
@@ -74,19 +75,4 @@ class BearerAuth(grpc.aio.ServerInterceptor):
             return handler
         if self._on_denied:
             self._on_denied(details.method.rsplit("/", 1)[-1])
-        return _denied(handler)
-
-
-def _denied(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same shape that reads nothing and answers UNAUTHENTICATED."""
-
-    async def deny(request: object, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
+        return refusing(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 
+from zh_rnn_encoder.core.errors import Overloaded
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.runtime.admission import MB, Budget, at_least
 from zh_rnn_encoder.runtime.encoder import EncodeResult
 from zh_rnn_encoder.transport import wire
 from zh_rnn_encoder.transport.state import ServingState
@@ -28,6 +30,18 @@ class EncoderServicer:
     def __init__(self, state: ServingState, metrics: Metrics | None = None) -> None:
         self.state, self.metrics = state, metrics
 
+    def door(self, request_bytes: int) -> Exception | None:
+        """Sheds a unary request by its size before it is parsed, when even its smallest
+        possible need does not fit the in-flight budget."""
+        encoder = self.state.encoder
+        if encoder is None or not encoder.budget.full_for(at_least(request_bytes)):
+            return None
+        b = encoder.budget
+        return Overloaded(
+            f"max_inflight_mb={b.limit // MB} in use ({b.used / MB:.0f} MB admitted); "
+            "retry with backoff"
+        )
+
     def record(self, method: str, code: grpc.StatusCode, t0: float) -> None:
         if self.metrics:
             self.metrics.request(method, code.name, time.perf_counter() - t0)
@@ -39,24 +53,54 @@ class EncoderServicer:
                 len(res.encodings), tokens, res.tokenize_s, res.queue_s, res.inference_s
             )
 
-    async def _encode(self, r: pb.EncodeRequest) -> pb.EncodeResponse:
+    @unary
+    async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):
+        arrived = time.perf_counter()
+        encoder = self.state.ready()
+        async with encoder.encoded(list(r.texts), wire.options_of(r)) as result:  # or shed
+            self._observe(result)
+            return wire.encode_response(result, r.request_id, arrived)
+
+    async def _stream_item(self, r: pb.EncodeRequest, stream_budget: Budget) -> tuple:
+        """One request of a stream: waits for its share of the stream's and the server's budget
+        (so an unread stream stops being read), returns (response, bytes held)."""
         arrived = time.perf_counter()
         check_parsed(r)
         encoder = self.state.ready()
-        result = await encoder.aencode(list(r.texts), wire.options_of(r))
-        self._observe(result)
-        return wire.encode_response(result, r.request_id, arrived)
+        options, texts = wire.options_of(r), list(r.texts)
+        need = encoder.admission(texts, options)
+        await stream_budget.take(min(need, stream_budget.limit))
+        try:
+            await encoder.budget.take(need)
+        except BaseException:
+            stream_budget.give(min(need, stream_budget.limit))
+            raise
+        try:
+            result = await encoder.encode_admitted(texts, options)
+            self._observe(result)
+            return wire.encode_response(result, r.request_id, arrived), need
+        except BaseException:
+            self._give(need, stream_budget)
+            raise
 
-    @unary
-    async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):
-        return await self._encode(r)
+    def _give(self, need: int, stream_budget: Budget) -> None:
+        stream_budget.give(min(need, stream_budget.limit))
+        self.state.encoder.budget.give(need)
 
     async def EncodeStream(
         self,
         requests: AsyncIterator,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.EncodeResponse]:
-        """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT); responses keep their order."""
+        """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT, and a quarter of the in-flight
+        budget); responses keep their order. A request's budget comes back once its response is
+        written, so a client that does not read stops the stream from reading more."""
+        try:
+            stream_budget = Budget(self.state.ready().budget.limit // 4)
+        except Exception as e:  # not ready: the stream ends before it starts
+            code, message = status_of(e)
+            self.record("EncodeStream", code, time.perf_counter())
+            await context.abort(code, message)
         window: asyncio.Queue = asyncio.Queue()
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
@@ -64,7 +108,7 @@ class EncoderServicer:
             try:
                 async for r in requests:
                     await in_flight.acquire()
-                    window.put_nowait(asyncio.ensure_future(self._encode(r)))
+                    window.put_nowait(asyncio.ensure_future(self._stream_item(r, stream_budget)))
             finally:
                 window.put_nowait(None)  # the consumer never waits on a reader that is gone
 
@@ -74,29 +118,41 @@ class EncoderServicer:
             while (task := await window.get()) is not None:
                 t0 = time.perf_counter()
                 try:
-                    response = await task
+                    response, need = await task
                 except Exception as e:  # the stream ends with this request's status
                     code, message = status_of(e)
                     self.record("EncodeStream", code, t0)
                     await context.abort(code, f"request #{n}: {message}")
                 self.record("EncodeStream", grpc.StatusCode.OK, t0)
-                in_flight.release()
-                yield response
+                try:
+                    yield response  # returns once written: the client is reading
+                finally:
+                    self._give(need, stream_budget)
+                    in_flight.release()
                 n += 1
             await reader  # re-raises a failure of the request stream itself
         finally:
             reader.cancel()
             while not window.empty():
                 if (t := window.get_nowait()) is not None:
-                    t.cancel()
+                    _cancel_or_give_back(t, self._give, stream_budget)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):
-        return wire.tokenize_response(await self.state.ready().atokenize(list(r.texts)))
+        async with self.state.ready().tokenized(list(r.texts)) as out:
+            return wire.tokenize_response(out)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext):
         return wire.model_info(self.state.ready().info)
+
+
+def _cancel_or_give_back(task: asyncio.Future, give: Callable, stream_budget: Budget) -> None:
+    """A request the consumer will never send: cancel it, or return what a finished one holds."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        give(task.result()[1], stream_budget)
 
 
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
@@ -104,13 +160,13 @@ def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
     ser = lambda m: m.SerializeToString()  # noqa: E731
     handlers = {
         "Encode": grpc.unary_unary_rpc_method_handler(
-            servicer.Encode, lenient(pb.EncodeRequest), ser
+            servicer.Encode, lenient(pb.EncodeRequest, servicer.door), ser
         ),
         "EncodeStream": grpc.stream_stream_rpc_method_handler(
             servicer.EncodeStream, lenient(pb.EncodeRequest), ser
         ),
         "Tokenize": grpc.unary_unary_rpc_method_handler(
-            servicer.Tokenize, lenient(pb.TokenizeRequest), ser
+            servicer.Tokenize, lenient(pb.TokenizeRequest, servicer.door), ser
         ),
         "GetModelInfo": grpc.unary_unary_rpc_method_handler(
             servicer.GetModelInfo, lenient(pb.GetModelInfoRequest), ser

@@ -32,29 +32,47 @@ def status_of(e: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 
-class Malformed:
-    """Stands in for a request protobuf could not parse (e.g. a text that is not UTF-8)."""
+class Unparsed:
+    """Stands in for a request that was not parsed: the error the handler raises instead."""
 
-    def __init__(self, message_type: str, error: Exception) -> None:
-        self.reason = f"request is not a valid {message_type}: {error}"
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
-def lenient(message_class: type) -> Callable[[bytes], object]:
-    """A deserializer that lets the handler answer INVALID_ARGUMENT instead of gRPC's INTERNAL."""
+def lenient(
+    message_class: type, door: Callable[[int], Exception | None] | None = None
+) -> Callable[[bytes], object]:
+    """A deserializer that lets the handler answer INVALID_ARGUMENT instead of gRPC's INTERNAL
+    for bytes that do not parse, and, with ``door``, refuses by size before parsing at all."""
     name = message_class.DESCRIPTOR.full_name
 
     def parse(data: bytes) -> object:
+        if door and (refused := door(len(data))):
+            return Unparsed(refused)
         try:
             return message_class.FromString(data)
         except DecodeError as e:
-            return Malformed(name, e)
+            return Unparsed(errors.InvalidInput(f"request is not a valid {name}: {e}"))
 
     return parse
 
 
 def check_parsed(request: object) -> None:
-    if isinstance(request, Malformed):
-        raise errors.InvalidInput(request.reason)
+    if isinstance(request, Unparsed):
+        raise request.error
+
+
+def refusing(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler that answers ``code`` without reading the request, for interceptors that
+    refuse a call on its headers. It is request-streaming whatever the method, so the request's
+    message is never received (a unary handler would receive it whole first, and a storm of
+    refused 1 MB requests costs the server their bytes); on the wire a unary call is a stream
+    of one message, and every client sees just the status."""
+
+    async def refuse(requests: object, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(code, message)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 def unary(handler: Callable) -> Callable:
