@@ -60,7 +60,7 @@ class InProcessServer:
         return self
 
     def stop(self) -> None:
-        self.call(self.app.drain(grace=1.0))
+        self.call(self.app.drain(grace=1.0, admit_s=0.01))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

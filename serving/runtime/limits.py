@@ -16,7 +16,9 @@ class Limits:
     max_texts_per_request: int = 256
     max_chars_per_text: int = 20_000
     max_tokens_per_text: int = 512
-    max_message_bytes: int = 16 << 20
+    # gRPC's own default. A request that size is received whole before anything can refuse it,
+    # so this, times the calls receiving at once, is the memory that uploads can take.
+    max_message_bytes: int = 4 << 20
     max_queued_texts: int = 4096
 
     def check_request(self, texts: Sequence[str]) -> None:

@@ -24,7 +24,7 @@ from zh_rnn_encoder.transport.config import ServerConfig
 from zh_rnn_encoder.transport.gate import LoadGate
 from zh_rnn_encoder.transport.security import BearerAuth, load_tokens, server_credentials
 from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
-from zh_rnn_encoder.transport.state import ServingState
+from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S, ServingState
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -81,13 +81,20 @@ class App:
             self.metrics.ready.set(1)
         return encoder
 
-    async def drain(self, grace: float | None = None) -> None:
-        """NOT_SERVING, refuse new RPCs, finish accepted ones within the grace period."""
-        self.state.draining = True
+    async def drain(
+        self, grace: float | None = None, admit_s: float = ADMIT_AFTER_SIGNAL_S
+    ) -> None:
+        """NOT_SERVING at once; calls still arriving for ``admit_s`` are served (they were sent
+        before the signal), later ones refused UNAVAILABLE; streams stop reading, answer what
+        they read and end; everything accepted finishes within the grace period."""
+        grace = self.cfg.grace_period_s if grace is None else grace
+        self.state.start_draining(admit_s)
         if self.metrics:
             self.metrics.ready.set(0)
         await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
-        await self.server.stop(self.cfg.grace_period_s if grace is None else grace)
+        await self.state.closed_event.wait()
+        await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed door
+        await self.server.stop(max(0.0, grace - admit_s))
         if self.state.encoder:
             self._trim.cancel()
             await self.state.encoder.aclose()
@@ -106,8 +113,8 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
     on_denied = (lambda m: metrics.request(m, "UNAUTHENTICATED", 0.0)) if metrics else None
     state = ServingState()
-    on_shed = (lambda m: metrics.request(m, "RESOURCE_EXHAUSTED", 0.0)) if metrics else None
-    gate = LoadGate(state, {f"/{SERVICE}/Encode", f"/{SERVICE}/Tokenize"}, on_shed)
+    on_refused = (lambda m, code: metrics.request(m, code, 0.0)) if metrics else None
+    gate = LoadGate(state, SERVICE, {"Encode", "Tokenize"}, on_refused)
     server = grpc.aio.server(
         interceptors=([BearerAuth(keys, on_denied)] if keys else []) + [gate],
         options=[

@@ -1,4 +1,4 @@
-"""Shedding at the door: unary calls refused on their headers while the server is full.
+"""The door: calls refused on their headers while the server is full, or once it drains.
 
 A refusal costs microseconds and the refused request's body is never received: under a storm,
 the server spends its cores on the work it admitted, not on reading work it cannot take.
@@ -20,28 +20,43 @@ RESERVE = 1 / 8
 
 
 class LoadGate(grpc.aio.ServerInterceptor):
-    """RESOURCE_EXHAUSTED for ``methods`` while the budget or the batcher's queue is nearly full."""
+    """UNAVAILABLE for calls to ``service`` once draining has closed; RESOURCE_EXHAUSTED for
+    ``shed`` methods while the budget or the batcher's queue is nearly full."""
 
     def __init__(
         self,
         state: ServingState,
-        methods: set[str],
-        on_shed: Callable[[str], None] | None = None,
+        service: str,
+        shed: set[str],
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.state, self.methods, self.on_shed = state, methods, on_shed
+        self.state, self.prefix, self.shed = state, f"/{service}/", shed
+        self.on_refused = on_refused  # (method, status name), for metrics
 
     async def intercept_service(self, continuation: Callable, details: object) -> object:
         handler = await continuation(details)
+        if handler is None or not details.method.startswith(self.prefix):
+            return handler
+        if self.state.closed:
+            return self._refuse(
+                details.method,
+                grpc.StatusCode.UNAVAILABLE,
+                "server is shutting down; retry on another replica",
+            )
         encoder = self.state.encoder
-        if handler is None or encoder is None or details.method not in self.methods:
+        if encoder is None or details.method.rsplit("/", 1)[-1] not in self.shed:
             return handler
         b, queued, most = encoder.budget, encoder.queued_texts, encoder.limits.max_queued_texts
         if b.used <= b.limit * (1 - RESERVE) and queued < most:
             return handler
-        if self.on_shed:
-            self.on_shed(details.method.rsplit("/", 1)[-1])
-        return refusing(
+        return self._refuse(
+            details.method,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"server full: {b.used / MB:.0f} of max_inflight_mb={b.limit // MB} MB in use, "
             f"{queued} of max_queued_texts={most} texts queued; retry with backoff",
         )
+
+    def _refuse(self, method: str, code: grpc.StatusCode, message: str) -> object:
+        if self.on_refused:
+            self.on_refused(method.rsplit("/", 1)[-1], code.name)
+        return refusing(code, message)

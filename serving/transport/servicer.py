@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from zh_rnn_encoder.transport.status import check_parsed, lenient, status_of, un
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are asked for
     from zh_rnn_encoder.transport.metrics import Metrics
 
+log = logging.getLogger("encoder")
 SERVICE = pb.DESCRIPTOR.services_by_name["Encoder"].full_name
 MAX_STREAM_IN_FLIGHT = 64
 
@@ -87,11 +89,7 @@ class EncoderServicer:
         stream_budget.give(min(need, stream_budget.limit))
         self.state.encoder.budget.give(need)
 
-    async def EncodeStream(
-        self,
-        requests: AsyncIterator,
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[pb.EncodeResponse]:
+    async def EncodeStream(self, requests: AsyncIterator, context: grpc.aio.ServicerContext):
         """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT, and a quarter of the in-flight
         budget); responses keep their order. A request's budget comes back once its response is
         written, so a client that does not read stops the stream from reading more."""
@@ -104,12 +102,26 @@ class EncoderServicer:
         window: asyncio.Queue = asyncio.Queue()
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
-        async def read() -> None:
+        async def read() -> bool:
+            """Schedules every request read; True if draining stopped it before the client
+            finished sending."""
+            it = requests.__aiter__()
+            closed = asyncio.ensure_future(self.state.closed_event.wait())
             try:
-                async for r in requests:
+                while True:
+                    nxt = asyncio.ensure_future(it.__anext__())
+                    await asyncio.wait({nxt, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if not nxt.done():
+                        nxt.cancel()
+                        return True
+                    try:
+                        r = nxt.result()
+                    except StopAsyncIteration:
+                        return False
                     await in_flight.acquire()
                     window.put_nowait(asyncio.ensure_future(self._stream_item(r, stream_budget)))
             finally:
+                closed.cancel()
                 window.put_nowait(None)  # the consumer never waits on a reader that is gone
 
         reader = asyncio.ensure_future(read())
@@ -125,12 +137,21 @@ class EncoderServicer:
                     await context.abort(code, f"request #{n}: {message}")
                 self.record("EncodeStream", grpc.StatusCode.OK, t0)
                 try:
-                    yield response  # returns once written: the client is reading
+                    await context.write(response)  # returns once written: the client is reading
+                except Exception as e:  # only the transport fails a write: the call is over
+                    log.debug("EncodeStream: call ended after %d responses (%r)", n, e)
+                    return
                 finally:
                     self._give(need, stream_budget)
                     in_flight.release()
                 n += 1
-            await reader  # re-raises a failure of the request stream itself
+            if await reader:  # re-raises a failure of the request stream itself
+                self.record("EncodeStream", grpc.StatusCode.UNAVAILABLE, time.perf_counter())
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"server is shutting down: {n} requests answered, send the rest to another "
+                    "replica",
+                )
         finally:
             reader.cancel()
             while not window.empty():

@@ -1,9 +1,22 @@
-"""The serving state every transport consults: the self-tested Encoder once loaded, draining."""
+"""The serving state every transport consults: the self-tested Encoder once loaded, and drain.
+
+Draining (SIGTERM) has two moments. From the signal, calls still arriving for ADMIT_AFTER_SIGNAL_S
+are served: they were sent before it, or so close to it that they were on their way. From then
+on (``closed``), new calls are refused UNAVAILABLE on their headers, so clients retry elsewhere,
+and streams stop reading: they answer what they read, then end UNAVAILABLE.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from zh_rnn_encoder.core.errors import NotReady
 from zh_rnn_encoder.runtime.encoder import Encoder
+
+# Long enough for every call sent before the signal to reach the server and its headers to be
+# read, even on a loaded event loop; short against a rolling deploy's patience.
+ADMIT_AFTER_SIGNAL_S = 0.5
 
 
 class ServingState:
@@ -11,12 +24,26 @@ class ServingState:
 
     def __init__(self) -> None:
         self.encoder: Encoder | None = None
-        self.draining = False
+        self.drain_started: float | None = None
+        self._closed: asyncio.Event | None = None
+
+    @property
+    def closed_event(self) -> asyncio.Event:
+        """Set once draining stops admitting; streams wait on it (bound to the running loop)."""
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        return self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None and self._closed.is_set()
+
+    def start_draining(self, admit_s: float = ADMIT_AFTER_SIGNAL_S) -> None:
+        self.drain_started = time.monotonic()
+        asyncio.get_running_loop().call_later(admit_s, self.closed_event.set)
 
     def ready(self) -> Encoder:
-        """The Encoder, or NotReady while the bundle loads or the server drains."""
-        if self.draining:
-            raise NotReady("server is shutting down; retry on another replica")
+        """The Encoder, or NotReady while the bundle loads."""
         if self.encoder is None:
             raise NotReady("model is loading; retry shortly")
         return self.encoder
