@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUNDLE ?= bundles/default
 
-.PHONY: help install model serve test lint format proto bench bench-quick fuzz-tokenizer clean
+.PHONY: help install model serve test lint format proto bench bench-quick fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -15,6 +15,7 @@ help:
 	@echo "make proto   regenerate serving/proto from protos/"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
 	@echo "make fuzz-tokenizer  1,000,000 generated strings: fast tokenizer path vs jieba.lcut"
+	@echo "make stress  the reliability probes with their bounds (a few minutes)"
 
 install: $(STAMP)
 
@@ -55,6 +56,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# The reliability suite: storm, big requests, unread streams, stall, SIGTERM, logs, wire fuzz.
+stress: $(STAMP) $(BUNDLE)/bundle.json
+	$(BIN)/python -m tests.stress --bundle $(BUNDLE)
 
 # COUNT=... SEED=... to change the run; the bounded hypothesis version is part of `make test`.
 fuzz-tokenizer: $(STAMP)

@@ -90,11 +90,10 @@ class ServerProcess:
         env: dict | None = None,
         no_torch: bool = True,
         cpus: set[int] | None = None,
+        python: str = sys.executable,
     ) -> None:
         cmd = (
-            [sys.executable, "-c", NO_TORCH]
-            if no_torch
-            else [sys.executable, "-m", "zh_rnn_encoder.transport.app"]
+            [python, "-c", NO_TORCH] if no_torch else [python, "-m", "zh_rnn_encoder.transport.app"]
         )
         if cpus:  # pinned before it starts, so its thread counts see only these CPUs
             cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]

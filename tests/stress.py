@@ -37,6 +37,7 @@ OUT = ROOT / "bench" / "results"
 # The server gets core 0 and the load generator core 1, so that what the clients burn (their
 # retries, their serialization) does not count against the server's throughput.
 SERVER_CPUS, CLIENT_CPUS = {0}, {1}
+SERVER_PYTHON = sys.executable  # --server-python: another build's interpreter, to compare
 SENTENCE = "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"
 LONG = SENTENCE * 27  # about 500 tokens
 BIG = 1 << 26  # client-side message cap, above any server limit
@@ -77,7 +78,7 @@ class Server:
     def __init__(self, bundle: Path, cache: Path, *flags: str) -> None:
         self.proc = ServerProcess(
             "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--jieba-cache-dir", str(cache),
-            *flags, cpus=SERVER_CPUS,
+            *flags, cpus=SERVER_CPUS, python=SERVER_PYTHON,
         )  # fmt: skip
         self.target = f"127.0.0.1:{self.proc.port()}"
         wait_health(self.target, "SERVING")
@@ -297,11 +298,12 @@ def probe_unread_streams(bundle: Path, cache: Path, s: Scale, budget_mb: float) 
 
 
 def probe_stall(bundle: Path, cache: Path, s: Scale) -> Result:
-    """One legal request of 256 x 20,000 characters while a probe checks health and encodes one
-    short text every 10 ms: how long the probe waits."""
+    """One request of the largest legal size (256 texts of 5,000 characters, just under the
+    4 MiB message limit) while a probe checks health and encodes one short text every 10 ms:
+    how long the probe waits."""
     srv = Server(bundle, cache)
     try:
-        big = (SENTENCE * 700)[:20_000]
+        big = (SENTENCE * 300)[:5_000]
         waits: dict[str, list[float]] = {"health": [], "encode": []}
 
         async def go() -> dict:
@@ -593,7 +595,13 @@ def main() -> int:
         help="the bound on RSS above idle: max_inflight_mb (256) + twice the bytes of the "
         "uploads being received (64 of 4 MiB): the memory model of the README",
     )
+    ap.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="run the server with this interpreter (another checkout's .venv/bin/python)",
+    )
     a = ap.parse_args()
+    globals()["SERVER_PYTHON"] = a.server_python
     if len(os.sched_getaffinity(0)) >= 2:
         os.sched_setaffinity(0, CLIENT_CPUS)
     else:  # one CPU: server and clients share it, as the figures will show

@@ -212,3 +212,19 @@ def test_unexpected_failure_is_internal_with_traceback_in_log(
             assert c.encode(["你好"])[0].vector.shape == (24,)
     finally:
         srv.stop()
+
+
+def test_drain_serves_the_admit_window_then_refuses_on_headers(small_bundle, jieba_cache) -> None:
+    srv = InProcessServer(small_bundle[0], jieba_cache).load()
+    with EncoderClient(srv.target, retry=False) as c:
+        assert c.encode(["你好"])[0].tokens == ["你好"]
+        srv.loop.call_soon_threadsafe(srv.app.state.start_draining, 0.3)
+        time.sleep(0.05)
+        assert c.encode(["你好"])[0].tokens == ["你好"]  # within the window: still served
+        time.sleep(0.4)
+        with pytest.raises(grpc.RpcError) as e:
+            c.encode(["你好"])
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in e.value.details()
+        assert c.health() == "SERVING"  # the app's drain sets health; the door is the state's
+    srv.stop()

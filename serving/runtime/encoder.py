@@ -315,13 +315,17 @@ class Encoder:
         self.limits.check_request(texts)
         self.limits.check_texts(texts, allow_empty=True)
         async with self.budget.hold(estimate_tokenize(texts)):
-            out = await self._off_loop(texts, self.tokenize, texts)
-            size = sum(len(t.encode("utf-8")) + 11 for x in out for t in x.tokens)
-            if size + 8 * len(out) > self.limits.max_message_bytes:
+            out, size = await self._off_loop(texts, self._tokenize_sized, texts)
+            if size > self.limits.max_message_bytes:
                 raise LimitExceeded(
                     "max_message_bytes", size, self.limits.max_message_bytes, "response"
                 )
             yield out
+
+    def _tokenize_sized(self, texts: list[str]) -> tuple[list[Tokenized], int]:
+        """tokenize, and the bytes of its response: both off the event loop for long texts."""
+        out = self.tokenize(texts)
+        return out, sum(len(t.encode("utf-8")) + 11 for x in out for t in x.tokens) + 8 * len(out)
 
     async def atokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         async with self.tokenized(texts) as out:
