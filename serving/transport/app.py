@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from zh_rnn_encoder.core.errors import EncoderError
+from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
@@ -120,7 +121,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(cfg.reuse_port)),
             # Without BDP probing a stream's window stays small, so a call refused on its
             # headers costs the server little of its body (measured: storm 0.80 -> 0.95).
             ("grpc.http2.bdp_probe", 0),
@@ -183,6 +184,8 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
         log.error("refusing to serve: %s", e)
         await app.server.stop(0)
         return 2
+    if cfg.ready_file:
+        write_port_file(cfg.ready_file, app.port)
     log.info(
         "serving encoder.v1 on %s:%d bundle=%s (sha256:%s) provider=%s threads=%d tokenizer=%s "
         "ready_in=%.2fs",
@@ -207,18 +210,24 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
 
 
 def main(argv: Sequence[str] | None = None, session_factory: SessionFactory = open_session) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     cfg = config_mod.from_args(argv)
     logging.basicConfig(
         level=cfg.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    workers = cfg.workers or available_cpus()
     try:
+        if workers > 1:
+            from zh_rnn_encoder.transport.workers import Supervisor
+
+            return asyncio.run(Supervisor(cfg, argv, workers, available_cpus()).run())
         return asyncio.run(serve(cfg, session_factory))
     except EncoderError as e:  # e.g. --device cuda without the CUDA provider
         log.error("refusing to serve: %s", e)
         return 2
-    except RuntimeError as e:  # e.g. the address is taken
+    except (RuntimeError, OSError) as e:  # e.g. the address is taken
         log.error("cannot start: %s", e)
         return 2
 

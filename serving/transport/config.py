@@ -29,6 +29,7 @@ class ServerConfig:
     log_level: str = "INFO"
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
     port_file: Path | None = None  # written with the bound port once listening
+    ready_file: Path | None = None  # written once SERVING (the self-test passed)
     expect_bundle_sha256: str = ""  # pins bundle.json (and through it every file); empty: off
     tls_cert: Path | None = None  # PEM chain; with tls_key, the port speaks TLS only
     tls_key: Path | None = None
@@ -36,6 +37,8 @@ class ServerConfig:
     auth_tokens_file: Path | None = None  # one bearer token a line
     auth_tokens: str = ""  # comma-separated bearer tokens (prefer the file or the env variable)
     reflection: bool = True
+    workers: int = 1  # server processes on the port; 0: one per CPU this process may use
+    reuse_port: bool = False  # SO_REUSEPORT: share the port with the other workers
 
     @property
     def intra_op_threads(self) -> int:
@@ -79,6 +82,9 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "auth_tokens_file": (Path, "file of bearer tokens, one a line: every RPC but health needs one"),
     "auth_tokens": (str, "bearer tokens, comma-separated (prefer AUTH_TOKENS or the file to argv)"),
     "reflection": (str, "gRPC server reflection: on or off"),
+    "workers": (int, "server processes sharing the port (SO_REUSEPORT); 0 = one per usable CPU"),
+    "reuse_port": (str, "on: share the port with other processes (what --workers sets for each)"),
+    "ready_file": (Path, "write this file once SERVING (for supervisors, as --workers uses it)"),
     "port_file": (
         Path,
         "write the bound port here once listening (for supervisors and --listen :0)",
@@ -105,7 +111,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         ap.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
-            type=typ,
+            type=_optional_path if typ is Path else typ,
             default=default,
             help=f"{help_} [env {env_name(name)}; default {shown}]",
         )
@@ -133,10 +139,16 @@ def from_args(
 def _typed(name: str, value: object) -> object:
     if name == "device":
         return Device.parse(value, "--device")
-    if name == "reflection":
-        return _on_off(value, "--reflection")
+    if name in ("reflection", "reuse_port"):
+        return _on_off(value, "--" + name.replace("_", "-"))
     typ = _FLAGS[name][0]
-    return None if value is None else typ(value)
+    if value is None or (typ is Path and value == ""):
+        return None  # an empty path is no path
+    return typ(value)
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None  # an empty value is no path (Path("") would be ".")
 
 
 def _on_off(value: object, flag: str) -> bool:
@@ -158,6 +170,10 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
     for f in fields(Limits):
         if getattr(cfg.limits, f.name) < 1:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
+    if cfg.workers < 0:
+        ap.error("--workers must not be negative")
+    if cfg.metrics_listen and cfg.workers != 1:
+        ap.error("--metrics-listen serves one process's metrics: it needs --workers 1 for now")
     if cfg.max_streams_per_connection < 0:
         ap.error("--max-streams-per-connection must not be negative")
     if cfg.max_inflight_mb <= 0:

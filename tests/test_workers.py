@@ -1,0 +1,76 @@
+"""--workers: several processes on one port under a supervisor; a killed worker comes back,
+the port keeps serving, and SIGTERM loses nothing across workers."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import stress
+from tests.conftest import SMALL, TUTORIAL
+from tests.harness import ServerProcess, wait_health
+from zh_rnn_encoder.client import EncoderClient
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_factory) -> Path:
+    return bundle_factory(cell="gru", **SMALL)[0]
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(x) for x in text)
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_comes_back_and_the_port_keeps_serving(bundle, jieba_cache) -> None:
+    proc = ServerProcess(
+        "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--jieba-cache-dir", str(jieba_cache), "--grace-period-s", "5",
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{proc.port()}"
+        wait_health(target, "SERVING")
+        wait_for(lambda: proc.log.count("serving encoder.v1") == 2)
+        first = children(proc.proc.pid)
+        assert len(first) == 2
+        with EncoderClient(target) as c:
+            want = c.encode([TUTORIAL])[0].vector
+            Path(f"/proc/{first[0]}").exists() and __import__("os").kill(first[0], signal.SIGKILL)
+            for _ in range(50):  # new connections land on the surviving worker meanwhile
+                with EncoderClient(target) as fresh:
+                    assert (fresh.encode([TUTORIAL])[0].vector == want).all()
+        wait_for(lambda: len(children(proc.proc.pid)) == 2 and children(proc.proc.pid) != first)
+        wait_for(lambda: proc.log.count("serving encoder.v1") == 3)
+        assert "worker 0" in proc.log and "restarting" in proc.log
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.log
+
+
+def test_sigterm_loses_nothing_across_workers(bundle, jieba_cache, monkeypatch) -> None:
+    scale = stress.Scale(32, 2.0, 32, 4, 1, 8, 1_000)
+    original = stress.Server.__init__
+
+    def with_workers(self, bundle, cache, *flags):
+        original(self, bundle, cache, *flags, "--workers", "2")
+
+    monkeypatch.setattr(stress.Server, "__init__", with_workers)
+    m = stress.probe_sigterm(bundle, jieba_cache, scale).measured
+    assert m["sent_before_signal"] > 0 and m["lost"] == 0 and m["exit_code"] == 0, m
+
+
+def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:
+    proc = ServerProcess("--bundle", str(tmp_path / "nowhere"), "--workers", "2",
+                         "--listen", "127.0.0.1:0")  # fmt: skip
+    assert proc.wait(60) == 2
+    assert "refused to serve; stopping every worker" in proc.log
