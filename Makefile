@@ -43,6 +43,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/[!k]*.yaml
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -33,8 +33,15 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
 }
+# Calls are spread over every address the target resolves to (dns:///encoder.ns.svc:50051 with a
+# headless Service: one connection per pod), not pinned to the first.
 SERVICE_CONFIG = json.dumps(
-    {"methodConfig": [{"name": [{"service": "encoder.v1.Encoder"}], "retryPolicy": RETRY_POLICY}]}
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {"name": [{"service": "encoder.v1.Encoder"}], "retryPolicy": RETRY_POLICY}
+        ],
+    }
 )
 
 __all__ = [
