@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUNDLE ?= bundles/default
 
-.PHONY: help install model serve test lint format proto bench bench-quick fuzz-tokenizer stress clean
+.PHONY: help install model serve test lint format proto bench bench-quick bench-bulk fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -23,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk]'
 	touch $(STAMP)
 
 # Rebuilt when the bundle contract (and so possibly its format version) changes.
@@ -58,6 +58,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+bench-bulk: $(STAMP)
+	$(BIN)/python -m bench.bulk
 
 # The reliability suite: storm, big requests, unread streams, stall, SIGTERM, logs, wire fuzz.
 stress: $(STAMP) $(BUNDLE)/bundle.json
