@@ -74,3 +74,31 @@ def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:
                          "--listen", "127.0.0.1:0")  # fmt: skip
     assert proc.wait(60) == 2
     assert "refused to serve; stopping every worker" in proc.log
+
+
+def test_one_metrics_endpoint_sums_the_workers(bundle, jieba_cache) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port for the parent's endpoint
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    proc = ServerProcess(
+        "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--jieba-cache-dir", str(jieba_cache), "--metrics-listen", f"127.0.0.1:{mport}",
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{proc.port()}"
+        wait_health(target, "SERVING")
+        for _ in range(12):  # a connection each: the kernel spreads them over both workers
+            with EncoderClient(target) as c:
+                c.encode([TUTORIAL])
+        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read()
+        lines = body.decode().splitlines()
+        ok = [x for x in lines if x.startswith('encoder_requests_total{code="OK",method="Encode"')]
+        assert sum(float(x.rsplit(" ", 1)[1]) for x in ok) == 12, ok
+        ready = [x for x in lines if x.startswith("encoder_ready")]
+        assert ready and all(x.endswith(" 1.0") for x in ready), ready
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.log

@@ -47,7 +47,7 @@ class App:
     ) -> None:
         self.cfg, self.server, self.port, self.state = cfg, server, port, state
         self.health, self.metrics, self.session_factory = health_servicer, metrics, session_factory
-        self.metrics_port = self.metrics.serve(cfg.metrics_listen) if self.metrics else None
+        self.metrics_port = metrics.serve(cfg.metrics_listen) if cfg.metrics_listen else None
 
     async def set_health(self, status: int) -> None:
         for name in ("", SERVICE):
@@ -78,7 +78,10 @@ class App:
         )
         await self.set_health(SERVING)
         if self.metrics:
-            self.metrics.queued.set_function(lambda: encoder.queued_texts)
+            if self.metrics.multiprocess:  # the supervisor reads files: no callback to call
+                self._queued = asyncio.ensure_future(_every(1.0, self.metrics.queued.set, encoder))
+            else:
+                self.metrics.queued.set_function(lambda: encoder.queued_texts)
             self.metrics.ready.set(1)
         return encoder
 
@@ -98,19 +101,29 @@ class App:
         await self.server.stop(max(0.0, grace - admit_s))
         if self.state.encoder:
             self._trim.cancel()
+            if getattr(self, "_queued", None):
+                self._queued.cancel()
             await self.state.encoder.aclose()
         if self.metrics:
             self.metrics.close()
+
+
+async def _every(seconds: float, setter: object, encoder: Encoder) -> None:
+    while True:
+        setter(encoder.queued_texts)
+        await asyncio.sleep(seconds)
 
 
 async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
     """A server bound to cfg.listen (port 0: a free one), not yet started, health NOT_SERVING."""
     size = cfg.limits.max_message_bytes
     metrics = None
-    if cfg.metrics_listen:  # prometheus_client is imported only when metrics are asked for
+    if cfg.metrics_listen or cfg.metrics_dir:  # prometheus_client is imported only then
+        if cfg.metrics_dir:  # read by prometheus_client when it is imported, just below
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(cfg.metrics_dir)
         from zh_rnn_encoder.transport.metrics import Metrics
 
-        metrics = Metrics()
+        metrics = Metrics(multiprocess=bool(cfg.metrics_dir))
     keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
     on_denied = (lambda m: metrics.request(m, "UNAUTHENTICATED", 0.0)) if metrics else None
     state = ServingState()

@@ -28,6 +28,7 @@ class ServerConfig:
     jieba_cache_dir: Path | None = None
     log_level: str = "INFO"
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
+    metrics_dir: Path | None = None  # record for a supervisor's endpoint (prometheus multiproc)
     port_file: Path | None = None  # written with the bound port once listening
     ready_file: Path | None = None  # written once SERVING (the self-test passed)
     expect_bundle_sha256: str = ""  # pins bundle.json (and through it every file); empty: off
@@ -72,6 +73,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
     "metrics_listen": (str, "host:port for Prometheus /metrics (empty: no endpoint)"),
+    "metrics_dir": (Path, "record metrics here for a supervisor to serve (what --workers sets)"),
     "expect_bundle_sha256": (
         str,
         "refuse a bundle whose bundle.json has another sha256 (encoder-export prints it)",
@@ -172,8 +174,6 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
     if cfg.workers < 0:
         ap.error("--workers must not be negative")
-    if cfg.metrics_listen and cfg.workers != 1:
-        ap.error("--metrics-listen serves one process's metrics: it needs --workers 1 for now")
     if cfg.max_streams_per_connection < 0:
         ap.error("--max-streams-per-connection must not be negative")
     if cfg.max_inflight_mb <= 0:

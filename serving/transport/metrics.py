@@ -1,4 +1,8 @@
-"""Prometheus metrics of one server, in a registry of its own, served on --metrics-listen."""
+"""Prometheus metrics of one server, in a registry of its own, served on --metrics-listen.
+
+Under --workers, each worker records into prometheus_client's multiprocess directory and the
+supervisor serves their sum (``serve_workers``): one endpoint for the port.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
+        """``multiprocess``: gauges as the supervisor sums them (queued: live sum; ready: live
+        minimum, so 1 only while every worker serves); their values are then set, not read."""
+        self.multiprocess = multiprocess
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
             "encoder_requests",
@@ -52,8 +59,14 @@ class Metrics:
             buckets=tuple(16 * b for b in _ROWS),
             registry=r,
         )
-        self.queued = Gauge("encoder_queued_texts", "Texts accepted and not yet run", registry=r)
-        self.ready = Gauge("encoder_ready", "1 while the server reports SERVING", registry=r)
+        mode = {"multiprocess_mode": "livesum"} if multiprocess else {}
+        self.queued = Gauge(
+            "encoder_queued_texts", "Texts accepted and not yet run", registry=r, **mode
+        )
+        mode = {"multiprocess_mode": "livemin"} if multiprocess else {}
+        self.ready = Gauge(
+            "encoder_ready", "1 while the server reports SERVING", registry=r, **mode
+        )
 
         # labelled children resolved once: labels() costs more than the observation itself
         self._stages = {k: self.stage.labels(k) for k in ("tokenize", "queue", "inference")}
@@ -81,29 +94,8 @@ class Metrics:
         self.run_padded.observe(padded_tokens)
 
     def serve(self, listen: str) -> int:
-        """Serve GET /metrics (and nothing else: 404) on host:port, the host explicit (0.0.0.0
-        to mean every interface); port 0 picks a free one. Returns the port."""
-        host, _, port = listen.rpartition(":")
-        registry = self.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] != "/metrics":
-                    self.send_error(404, "only /metrics is served here")
-                    return
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
-                pass
-
-        self._http = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
-        self._http.daemon_threads = True
-        threading.Thread(target=self._http.serve_forever, name="metrics", daemon=True).start()
+        """Serve GET /metrics on host:port (see serve_registry); returns the port."""
+        self._http = serve_registry(self.registry, listen)
         return self._http.server_port
 
     def close(self) -> None:
@@ -111,3 +103,38 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def serve_workers(directory: str, listen: str) -> ThreadingHTTPServer:
+    """The sum of the workers' metrics in ``directory`` (PROMETHEUS_MULTIPROC_DIR)."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    return serve_registry(registry, listen)
+
+
+def serve_registry(registry: CollectorRegistry, listen: str) -> ThreadingHTTPServer:
+    """Serve GET /metrics (and nothing else: 404) on host:port, the host explicit (0.0.0.0
+    to mean every interface); port 0 picks a free one."""
+    host, _, port = listen.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404, "only /metrics is served here")
+                return
+            body = generate_latest(registry)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
+            pass
+
+    http = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+    http.daemon_threads = True
+    threading.Thread(target=http.serve_forever, name="metrics", daemon=True).start()
+    return http

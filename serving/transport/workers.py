@@ -40,7 +40,9 @@ def reserve_port(listen: str) -> tuple[socket.socket, str, int]:
     return sock, host, sock.getsockname()[1]
 
 
-def worker_argv(argv: Sequence[str], address: str, threads: int, ready: Path) -> list[str]:
+def worker_argv(
+    argv: Sequence[str], address: str, threads: int, ready: Path, metrics: Path | None
+) -> list[str]:
     """The parent's own flags, then the overrides that make a worker of it (last flag wins)."""
     return [
         *argv,
@@ -50,6 +52,8 @@ def worker_argv(argv: Sequence[str], address: str, threads: int, ready: Path) ->
         "--threads", str(threads),
         "--port-file", "",
         "--ready-file", str(ready),
+        "--metrics-listen", "",  # the parent serves the sum of every worker's
+        "--metrics-dir", str(metrics or ""),
     ]  # fmt: skip
 
 
@@ -61,6 +65,7 @@ class Supervisor:
         self.stopping = False
         self._dir = Path(tempfile.mkdtemp(prefix="encoder-workers-"))
         self.ready = [self._dir / f"worker-{i}.ready" for i in range(workers)]
+        self.metrics_dir = self._dir / "metrics" if cfg.metrics_listen else None
 
     async def run(self) -> int:
         sock, host, port = reserve_port(self.cfg.listen)
@@ -71,6 +76,13 @@ class Supervisor:
             address,
             self.threads,
         )
+        metrics = None
+        if self.metrics_dir:
+            self.metrics_dir.mkdir()
+            from zh_rnn_encoder.transport.metrics import serve_workers
+
+            metrics = serve_workers(str(self.metrics_dir), self.cfg.metrics_listen)
+            log.info("metrics of every worker on port %d /metrics", metrics.server_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,6 +98,8 @@ class Supervisor:
             self._stop_all()
         codes = await done
         sock.close()
+        if metrics:
+            metrics.shutdown()
         shutil.rmtree(self._dir, ignore_errors=True)
         log.info("stopped (workers exited %s)", codes)
         return max(codes)
@@ -117,12 +131,16 @@ class Supervisor:
                 sys.executable,
                 "-m",
                 "zh_rnn_encoder.transport.app",
-                *worker_argv(self.argv, address, self.threads, self.ready[i]),
+                *worker_argv(self.argv, address, self.threads, self.ready[i], self.metrics_dir),
                 env={**os.environ, "ENCODER_WORKER": str(i)},
             )
             self.procs[i] = p
             log.info("worker %d started (pid %d)", i, p.pid)
             code = await p.wait()
+            if self.metrics_dir:  # its live gauges (ready, queued) no longer count
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(p.pid, str(self.metrics_dir))
             if self.stopping:
                 return code
             if code == 2:  # refused to serve (bundle, settings): restarting cannot help
