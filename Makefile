@@ -23,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk]'
+	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk,spark]'
 	touch $(STAMP)
 
 # Rebuilt when the bundle contract (and so possibly its format version) changes.
