@@ -3,6 +3,7 @@ the port keeps serving, and SIGTERM loses nothing across workers."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_a_killed_worker_comes_back_and_the_port_keeps_serving(bundle, jieba_cac
         assert len(first) == 2
         with EncoderClient(target) as c:
             want = c.encode([TUTORIAL])[0].vector
-            Path(f"/proc/{first[0]}").exists() and __import__("os").kill(first[0], signal.SIGKILL)
+            os.kill(first[0], signal.SIGKILL)
             for _ in range(50):  # new connections land on the surviving worker meanwhile
                 with EncoderClient(target) as fresh:
                     assert (fresh.encode([TUTORIAL])[0].vector == want).all()

@@ -139,6 +139,7 @@ class Batcher:
             if self._pending and not newer:
                 fresh = self._take_cycle()
                 (newer if older else older).extend(fresh)
+                self._in_cycle += sum(len(r) for r in fresh)
                 newer_next = bool(newer)  # the newcomers go first, then turns alternate
                 if not older:  # every queued request was cancelled
                     continue
@@ -149,7 +150,7 @@ class Batcher:
                 run = older.popleft()
             if not older:
                 older, newer = newer, older  # the newer cycle is now the one in progress
-            self._in_cycle = sum(len(r) for r in (*older, *newer))
+            self._in_cycle -= len(run)  # counted as run from here on
             await self._run_one(loop, run)
 
     async def _run_one(self, loop: asyncio.AbstractEventLoop, run: list) -> None:
