@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk,spark]'
 	touch $(STAMP)
 
-# Rebuilt when the bundle contract (and so possibly its format version) changes.
-$(BUNDLE)/bundle.json: serving/core/contract.py | $(STAMP)
+# Rebuilt when the bundle contract (and so possibly its format version) or the graph writer changes.
+$(BUNDLE)/bundle.json: serving/core/contract.py export/onnx_export.py | $(STAMP)
 	$(BIN)/encoder-export build --out $(BUNDLE)
 
 model: $(STAMP)

@@ -71,12 +71,19 @@ class Load:
 
     async def run(self) -> dict:
         a = self.a
-        async with grpc.aio.insecure_channel(a.target) as ch:
-            worker = self.stream if a.mode == "stream" else self.unary
-            self.deadline = time.perf_counter() + a.seconds
-            t0 = time.perf_counter()
-            await asyncio.gather(*[worker(ch) for _ in range(a.concurrency)])
+        # A local subchannel pool per channel: each is its own TCP connection, so that a server
+        # with --workers (SO_REUSEPORT spreads connections, not requests) sees several.
+        opts = [("grpc.use_local_subchannel_pool", 1)]
+        chans = [grpc.aio.insecure_channel(a.target, options=opts) for _ in range(a.channels)]
+        worker = self.stream if a.mode == "stream" else self.unary
+        self.deadline = time.perf_counter() + a.seconds
+        t0 = time.perf_counter()
+        try:
+            await asyncio.gather(*[worker(chans[i % a.channels]) for i in range(a.concurrency)])
+        finally:
             wall = time.perf_counter() - t0
+            for ch in chans:
+                await ch.close()
         return {
             "requests": len(self.latencies),
             "texts": self.n_texts,
@@ -93,6 +100,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=("unary", "stream", "empty"), default="unary")
     ap.add_argument("--texts", type=int, default=1, help="texts per request")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--channels", type=int, default=1, help="connections the callers share")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--max-requests", type=int, default=200_000)
     a = ap.parse_args()

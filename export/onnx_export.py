@@ -21,6 +21,9 @@ from zh_rnn_encoder.export import native_ops, scan_rnn
 from zh_rnn_encoder.export.model import TorchEncoder
 
 OPSET = 17
+# The IR version the opset needs, not the newest this onnx writes: onnxruntime refuses an IR newer
+# than it knows (1.31 stops at 13, onnx 1.23 writes 14), and the graph uses nothing past IR 8.
+IR_VERSION = helper.find_min_ir_version_for([helper.make_opsetid("", OPSET)])
 PRODUCER = "zh-rnn-encoder"
 _DTYPES = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
 
@@ -52,7 +55,10 @@ def build_graph(model: TorchEncoder, vocab_sha256: str) -> onnx.ModelProto:
         initializer=inits,
     )
     onnx_model = helper.make_model(
-        graph, producer_name=PRODUCER, opset_imports=[helper.make_opsetid("", OPSET)]
+        graph,
+        producer_name=PRODUCER,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
     )
     helper.set_model_props(
         onnx_model,
@@ -73,4 +79,5 @@ def tool_versions() -> dict[str, str]:
         "onnxruntime": onnxruntime.__version__,
         "python": platform.python_version(),
         "opset": str(OPSET),
+        "onnx_ir": str(IR_VERSION),
     }

@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from tests.conftest import SMALL, TUTORIAL_TOKENS
@@ -36,6 +37,9 @@ def test_good_bundle_passes_every_check(bundle_copy: Path, tokenizer: Tokenizer)
     assert run_golden(b, tokenizer, open_session(b)) <= contract.PARITY_ATOL
     tools = b.manifest.tools
     assert tools["torch"].startswith("2.13.0") and tools["opset"] == "17"
+    # IR 8 is what opset 17 needs: onnxruntime 1.14 and later load it (1.31 refused IR 14).
+    graph = onnx.load(bundle_copy / "model.onnx", load_external_data=False)
+    assert graph.ir_version == 8 and tools["onnx_ir"] == "8"
 
 
 def test_changed_byte_is_refused_naming_the_file(bundle_copy: Path) -> None:
