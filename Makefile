@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The ecosystem's stock clients (tritonclient, kserve, openai) live apart: they pin protobuf < 7.
+CLIENTS := $(VENV)/stock-clients
+CLIENTS_STAMP := $(CLIENTS)/.installed
 BUNDLE ?= bundles/default
 
 .PHONY: help install model serve test lint format proto bench bench-quick bench-bulk fuzz-tokenizer stress clean
@@ -37,7 +40,12 @@ model: $(STAMP)
 serve: $(STAMP) $(BUNDLE)/bundle.json
 	exec $(BIN)/encoder-serve --bundle $(BUNDLE) $(ARGS)
 
-test: $(STAMP)
+$(CLIENTS_STAMP): tests/stock_clients.txt | $(STAMP)
+	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install -q -r tests/stock_clients.txt
+	touch $@
+
+test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

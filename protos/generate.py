@@ -8,7 +8,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-PROTOS = ["encoder/v1/encoder.proto"]
+PROTOS = ["encoder/v1/encoder.proto", "inference/open_inference.proto"]
+# The generated modules' absolute imports of their own package ("from encoder.v1 import").
+_PACKAGES = [str(Path(p).parent).replace("/", ".") for p in PROTOS]
+_OWN_IMPORT = re.compile(rf"^from ({'|'.join(map(re.escape, _PACKAGES))}) import", re.M)
 OUT = ROOT.parent / "serving" / "proto"
 
 
@@ -30,12 +33,7 @@ def generate(out: Path = OUT) -> list[Path]:
         raise RuntimeError(f"protoc failed: {' '.join(args)}")
     files = sorted(p for p in out.rglob("*.py*") if "__pycache__" not in p.parts)
     for p in files:
-        text = re.sub(
-            r"^from encoder\.v1 import",
-            "from . import",
-            p.read_text(encoding="utf-8"),
-            flags=re.M,
-        )
+        text = _OWN_IMPORT.sub("from . import", p.read_text(encoding="utf-8"))
         p.write_text(text, encoding="utf-8")
     for d in {out, *(p.parent for p in files)}:
         while d != out.parent:

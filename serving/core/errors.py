@@ -20,6 +20,10 @@ class LimitExceeded(InvalidInput):
         self.limit, self.value, self.maximum = limit, value, maximum
 
 
+class NotFound(InvalidInput):
+    """The request names a model or version this server does not serve."""
+
+
 class Overloaded(EncoderError):
     """Too much work is queued; retry later."""
 

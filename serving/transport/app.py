@@ -20,9 +20,10 @@ from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
-from zh_rnn_encoder.transport import memory
+from zh_rnn_encoder.transport import memory, oip
 from zh_rnn_encoder.transport.config import ServerConfig
-from zh_rnn_encoder.transport.gate import LoadGate
+from zh_rnn_encoder.transport.gate import Guard, LoadGate
+from zh_rnn_encoder.transport.oip_wire import Served
 from zh_rnn_encoder.transport.security import BearerAuth, load_tokens, server_credentials
 from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
 from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S, ServingState
@@ -128,7 +129,12 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     on_denied = (lambda m: metrics.request(m, "UNAUTHENTICATED", 0.0)) if metrics else None
     state = ServingState()
     on_refused = (lambda m, code: metrics.request(m, code, 0.0)) if metrics else None
-    gate = LoadGate(state, SERVICE, {"Encode", "Tokenize"}, on_refused)
+    guards = {
+        SERVICE: Guard(closes=None, sheds=frozenset({"Encode", "Tokenize"})),
+        # Readiness and metadata keep answering while draining (ready: false); inference closes.
+        oip.SERVICE: Guard(closes=frozenset({"ModelInfer"}), sheds=frozenset({"ModelInfer"})),
+    }
+    gate = LoadGate(state, guards, on_refused)
     server = grpc.aio.server(
         interceptors=([BearerAuth(keys, on_denied)] if keys else []) + [gate],
         options=[
@@ -143,12 +149,18 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         # get UNAVAILABLE for the excess, so it is off unless asked for.
         + ([("grpc.max_concurrent_streams", n)] if (n := cfg.max_streams_per_connection) else []),
     )
-    add_to_server(EncoderServicer(state, metrics), server)
+    encoder_servicer = EncoderServicer(state, metrics)
+    add_to_server(encoder_servicer, server)
+    oip.add_to_server(
+        oip.InferenceServicer(state, Served(cfg.model_name), metrics),
+        server,
+        encoder_servicer.door,
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if cfg.reflection:
         reflection.enable_server_reflection(
-            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE, oip.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
     if cfg.tls_cert:
         creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)

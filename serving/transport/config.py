@@ -40,6 +40,7 @@ class ServerConfig:
     reflection: bool = True
     workers: int = 1  # server processes on the port; 0: one per CPU this process may use
     reuse_port: bool = False  # SO_REUSEPORT: share the port with the other workers
+    model_name: str = "encoder"  # the model's name in the Open Inference and OpenAI protocols
 
     @property
     def intra_op_threads(self) -> int:
@@ -86,6 +87,10 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "reflection": (str, "gRPC server reflection: on or off"),
     "workers": (int, "server processes sharing the port (SO_REUSEPORT); 0 = one per usable CPU"),
     "reuse_port": (str, "on: share the port with other processes (what --workers sets for each)"),
+    "model_name": (
+        str,
+        "the served model's name in the Open Inference Protocol (KServe v2) and OpenAI APIs",
+    ),
     "ready_file": (Path, "write this file once SERVING (for supervisors, as --workers uses it)"),
     "port_file": (
         Path,
@@ -185,5 +190,7 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
             f"--metrics-listen {cfg.metrics_listen!r} needs an explicit host, e.g. "
             "127.0.0.1:9100, or 0.0.0.0:9100 for every interface"
         )
+    if not cfg.model_name or "/" in cfg.model_name:
+        ap.error(f"--model-name must be non-empty and without '/', got {cfg.model_name!r}")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         ap.error(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")

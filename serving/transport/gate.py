@@ -7,6 +7,7 @@ the server spends its cores on the work it admitted, not on reading work it cann
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -19,32 +20,43 @@ from zh_rnn_encoder.transport.status import refusing
 RESERVE = 1 / 8
 
 
+@dataclass(frozen=True)
+class Guard:
+    """A service's methods the gate closes once draining stops admitting (None: every one), and
+    those it sheds while the server is full."""
+
+    closes: frozenset[str] | None
+    sheds: frozenset[str]
+
+
 class LoadGate(grpc.aio.ServerInterceptor):
-    """UNAVAILABLE for calls to ``service`` once draining has closed; RESOURCE_EXHAUSTED for
-    ``shed`` methods while the budget or the batcher's queue is nearly full."""
+    """UNAVAILABLE for a guarded service's closing methods once draining has closed;
+    RESOURCE_EXHAUSTED for its shed methods while the budget or the batcher's queue is nearly
+    full. ``guards`` maps a service's full name to its Guard."""
 
     def __init__(
         self,
         state: ServingState,
-        service: str,
-        shed: set[str],
+        guards: dict[str, Guard],
         on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.state, self.prefix, self.shed = state, f"/{service}/", shed
+        self.state, self.guards = state, guards
         self.on_refused = on_refused  # (method, status name), for metrics
 
     async def intercept_service(self, continuation: Callable, details: object) -> object:
         handler = await continuation(details)
-        if handler is None or not details.method.startswith(self.prefix):
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        guard = self.guards.get(service)
+        if handler is None or guard is None:
             return handler
-        if self.state.closed:
+        if self.state.closed and (guard.closes is None or method in guard.closes):
             return self._refuse(
                 details.method,
                 grpc.StatusCode.UNAVAILABLE,
                 "server is shutting down; retry on another replica",
             )
         encoder = self.state.encoder
-        if encoder is None or details.method.rsplit("/", 1)[-1] not in self.shed:
+        if encoder is None or method not in guard.sheds:
             return handler
         b, queued, most = encoder.budget, encoder.queued_texts, encoder.limits.max_queued_texts
         if b.used <= b.limit * (1 - RESERVE) and queued < most:

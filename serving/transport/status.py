@@ -15,7 +15,8 @@ from zh_rnn_encoder.core import errors
 
 log = logging.getLogger("encoder")
 
-_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
+_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [  # the first match wins
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.NotReady, grpc.StatusCode.UNAVAILABLE),

@@ -1,0 +1,201 @@
+"""Open Inference Protocol v2 messages <-> domain objects: the one model this server serves.
+
+The model takes one input, TEXT (BYTES, shape [N] or [N, 1]), and offers four outputs. Request
+parameters choose the encoding options; docs/protocols.md lists every field and what we do with it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from zh_rnn_encoder.core.errors import InvalidInput, NotFound
+from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
+from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo
+
+VERSION = "1"  # the one version served; a request may name it or leave it empty
+PLATFORM = "jieba_onnxruntime"
+TEXT = "TEXT"
+SENTENCE_VECTOR, TOKEN_VECTORS, TOKEN_LENGTHS, IDS = (
+    "sentence_vector",
+    "token_vectors",
+    "token_lengths",
+    "ids",
+)
+OUTPUTS = (SENTENCE_VECTOR, TOKEN_VECTORS, TOKEN_LENGTHS, IDS)
+_DATATYPE = {SENTENCE_VECTOR: "FP32", TOKEN_VECTORS: "FP32", TOKEN_LENGTHS: "INT64", IDS: "INT64"}
+# parameter -> (InferParameter field it must use, EncodeOptions field)
+PARAMETERS = {
+    "pooling": ("string_param", "pooling"),
+    "normalize": ("bool_param", "normalize"),
+    "truncation": ("string_param", "truncation"),
+    "max_tokens": ("int64_param", "max_tokens"),
+}
+# Scheduling hints of Triton's clients that mean nothing here; accepted and ignored.
+IGNORED_PARAMETERS = frozenset({"priority", "timeout"})
+_LEN = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the server calls its model on this protocol."""
+
+    name: str
+    version: str = VERSION
+
+    def check(self, name: str, version: str) -> None:
+        if name != self.name:
+            raise NotFound(f"unknown model {name!r}; this server serves {self.name!r}")
+        if version not in ("", self.version):
+            raise NotFound(
+                f"unknown version {version!r} of model {name!r}; served: {self.version!r}"
+            )
+
+
+def texts_of(r: pb.ModelInferRequest) -> list[str]:
+    """The texts of the one TEXT input, from raw_input_contents or contents.bytes_contents."""
+    if len(r.inputs) != 1 or r.inputs[0].name != TEXT:
+        got = [i.name for i in r.inputs]
+        raise InvalidInput(f"inputs: expected exactly one input named {TEXT!r}, got {got}")
+    t = r.inputs[0]
+    if t.datatype != "BYTES":
+        raise InvalidInput(f"inputs[{TEXT}].datatype: expected BYTES, got {t.datatype!r}")
+    shape = list(t.shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise InvalidInput(f"inputs[{TEXT}].shape: expected [N] or [N, 1], got {shape}")
+    if r.raw_input_contents:
+        if len(r.raw_input_contents) != 1 or t.HasField("contents"):
+            raise InvalidInput(
+                "raw_input_contents: expected one entry for the one input, and no "
+                f"inputs[{TEXT}].contents beside it; got {len(r.raw_input_contents)} entries"
+            )
+        items = _split_raw(r.raw_input_contents[0], shape[0])
+    else:
+        items = list(t.contents.bytes_contents)
+    if len(items) != shape[0]:
+        raise InvalidInput(
+            f"inputs[{TEXT}]: shape {shape} says {shape[0]} elements, the data holds {len(items)}"
+        )
+    texts = []
+    for i, b in enumerate(items):
+        try:
+            texts.append(b.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"inputs[{TEXT}][{i}]: not valid UTF-8 ({e.reason})") from None
+    return texts
+
+
+def _split_raw(raw: bytes, expected: int) -> list[bytes]:
+    """BYTES elements in raw form: each a little-endian uint32 length, then its bytes."""
+    items, at, n = [], 0, len(raw)
+    while at < n:
+        if at + 4 > n or len(items) >= expected:
+            break
+        (size,) = _LEN.unpack_from(raw, at)
+        at += 4
+        if at + size > n:
+            raise InvalidInput(
+                f"raw_input_contents[0]: element {len(items)} claims {size} bytes, {n - at} remain"
+            )
+        items.append(raw[at : at + size])
+        at += size
+    if at != n:
+        raise InvalidInput(
+            f"raw_input_contents[0]: {n - at} bytes left after {len(items)} elements "
+            "(each element is a little-endian uint32 length, then its bytes)"
+        )
+    return items
+
+
+def requested_outputs(r: pb.ModelInferRequest) -> list[str]:
+    """The outputs asked for, in the request's order; every output when none is named."""
+    names = [o.name for o in r.outputs] or list(OUTPUTS)
+    for o in r.outputs:
+        if o.name not in OUTPUTS:
+            raise InvalidInput(f"outputs: unknown output {o.name!r}; this model has {OUTPUTS}")
+        if "classification" in o.parameters:
+            raise InvalidInput(f"outputs[{o.name}].parameters.classification: not supported")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"outputs: each output may be named once, got {names}")
+    return names
+
+
+def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
+    kw: dict = {"token_vectors": TOKEN_VECTORS in outputs}
+    for name, p in r.parameters.items():
+        if name in IGNORED_PARAMETERS:
+            continue
+        if name not in PARAMETERS:
+            raise InvalidInput(
+                f"parameters.{name}: unknown; accepted: {sorted(PARAMETERS)} (and "
+                f"{sorted(IGNORED_PARAMETERS)}, ignored)"
+            )
+        field, option = PARAMETERS[name]
+        if p.WhichOneof("parameter_choice") != field:
+            raise InvalidInput(
+                f"parameters.{name}: expected {field}, got {p.WhichOneof('parameter_choice')}"
+            )
+        kw[option] = getattr(p, field)
+    return EncodeOptions(**kw)
+
+
+def infer_response(
+    res: EncodeResult,
+    outputs: list[str],
+    served: Served,
+    request_id: str,
+    pad_id: int,
+) -> pb.ModelInferResponse:
+    """Every output in raw_output_contents (the form stock tritonclient decodes)."""
+    enc = res.encodings
+    n = len(enc)
+    lengths = np.array([len(e.ids) for e in enc], dtype="<i8")
+    width = int(lengths.max()) if n else 0
+    dim = enc[0].vector.shape[0] if n else 0
+    r = pb.ModelInferResponse(model_name=served.name, model_version=served.version, id=request_id)
+    for name in outputs:
+        if name == SENTENCE_VECTOR:
+            arr = np.stack([e.vector for e in enc]) if n else np.zeros((0, dim))
+        elif name == TOKEN_LENGTHS:
+            arr = lengths
+        elif name == IDS:
+            arr = np.full((n, width), pad_id, dtype="<i8")
+            for i, e in enumerate(enc):
+                arr[i, : len(e.ids)] = e.ids
+        else:  # TOKEN_VECTORS, zeros past each text's length
+            arr = np.zeros((n, width, dim), dtype="<f4")
+            for i, e in enumerate(enc):
+                arr[i, : len(e.ids)] = e.token_vectors
+        arr = np.ascontiguousarray(arr, dtype="<f4" if _DATATYPE[name] == "FP32" else "<i8")
+        r.outputs.add(name=name, datatype=_DATATYPE[name], shape=arr.shape)
+        r.raw_output_contents.append(arr.tobytes())
+    return r
+
+
+def model_metadata(info: EncoderInfo, served: Served) -> pb.ModelMetadataResponse:
+    d = info.model.output_dim
+    tensor = pb.ModelMetadataResponse.TensorMetadata
+    m = info.model
+    return pb.ModelMetadataResponse(
+        name=served.name,
+        versions=[served.version],
+        platform=PLATFORM,
+        inputs=[tensor(name=TEXT, datatype="BYTES", shape=[-1])],
+        outputs=[
+            tensor(name=SENTENCE_VECTOR, datatype="FP32", shape=[-1, d]),
+            tensor(name=TOKEN_VECTORS, datatype="FP32", shape=[-1, -1, d]),
+            tensor(name=TOKEN_LENGTHS, datatype="INT64", shape=[-1]),
+            tensor(name=IDS, datatype="INT64", shape=[-1, -1]),
+        ],
+        properties={
+            "cell": m.cell.value,
+            "num_layers": str(m.num_layers),
+            "bidirectional": str(m.bidirectional).lower(),
+            "output_dim": str(d),
+            "bundle_sha256": info.bundle_sha256,
+            "tokenizer": f"jieba {info.tokenizer.jieba_version}",
+            "parameters": ",".join(PARAMETERS),
+        },
+    )
