@@ -1,5 +1,5 @@
 """`encoder-export`: build a vocabulary, initialise a checkpoint, import the tutorial's saved
-modules, export, verify, or all at once."""
+modules, export, verify, or all at once; write a bundle as a Triton model repository entry."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
 from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.core.vocab import Vocab
 from zh_rnn_encoder.export import checkpoint as ckpt_io
+from zh_rnn_encoder.export import triton
 from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.model import init_model
@@ -156,6 +157,18 @@ def cmd_build(a: argparse.Namespace) -> None:
     _export(ckpt, a.out, _level(a))
 
 
+def cmd_triton(a: argparse.Namespace) -> None:
+    """Exit 2 when the bundle, the destination or an option is refused, as usage errors do."""
+    try:
+        dest = triton.write_repository(
+            a.bundle, a.out, a.name, a.kind, a.max_batch_size, force=a.force
+        )
+    except (BundleError, FileExistsError, ValueError) as e:
+        log(f"error: {e}")
+        raise SystemExit(2) from None
+    log(f"wrote {dest}; serve it with: tritonserver --model-repository {a.out}")
+
+
 def _add_tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hmm", action="store_true", help="jieba without HMM for unseen words")
     p.add_argument("--user-dict", type=Path, help="jieba user dictionary, shipped in the bundle")
@@ -235,6 +248,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-out", type=Path, help="also keep the checkpoint here")
     p.add_argument("--quick", action="store_true", help="verify on a small grid")
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("triton", help="a bundle as a Triton model repository (onnxruntime backend)")
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the model repository")
+    p.add_argument("--name", default=triton.DEFAULT_NAME, help="the model's name and directory")
+    p.add_argument("--kind", choices=[k.value for k in triton.Kind], default="cpu")
+    p.add_argument("--max-batch-size", type=int, default=triton.DEFAULT_MAX_BATCH_SIZE)
+    p.add_argument("--force", action="store_true", help="replace an existing OUT/NAME")
+    p.set_defaults(func=cmd_triton)
     return ap
 
 
