@@ -9,15 +9,18 @@ FROM ${PYTHON} AS bundle
 ARG BUNDLE=bundles/default
 COPY ${BUNDLE} /bundle
 
-# Stage 2: the runtime, from the project's own pyproject (the base install: no export extra).
+# Stage 2: the runtime, from the project's own pyproject: the base install and the http extra
+# (for --http-listen, off unless HTTP_LISTEN is set); no export extra, so no torch.
 FROM ${PYTHON} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY serving ./serving
 COPY export ./export
-RUN pip install --no-compile . \
-    && python -c "import zh_rnn_encoder.transport.app" \
+# DL3013: the versions are pyproject.toml's, which this installs (a local path, not a name).
+# hadolint ignore=DL3013
+RUN pip install --no-compile ".[http]" \
+    && python -c "import zh_rnn_encoder.transport.app, zh_rnn_encoder.transport.http_server" \
     && rm -rf /src
 RUN groupadd --system --gid 10001 encoder \
     && useradd --system --uid 10001 --gid encoder --home-dir /home/encoder --create-home encoder
@@ -26,5 +29,5 @@ USER 10001:10001
 WORKDIR /home/encoder
 # Every flag is also an environment variable (encoder-serve --help).
 ENV BUNDLE=/bundle LISTEN=0.0.0.0:50051 JIEBA_CACHE_DIR=/home/encoder/jieba-cache
-EXPOSE 50051
+EXPOSE 50051 8080
 ENTRYPOINT ["encoder-serve"]

@@ -26,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk,spark]'
+	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk,spark,http]'
 	touch $(STAMP)
 
 # Rebuilt when the bundle contract (and so possibly its format version) or the graph writer changes.
@@ -61,10 +61,10 @@ format: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/python -m bench.run
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/python -m bench.run --quick
 
 bench-bulk: $(STAMP)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import sys
 import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
@@ -69,8 +71,45 @@ class Load:
             self.record(t0, await call.read())
         await call.done_writing()
 
+    async def http(self, session: object) -> None:
+        """POST /v1/embeddings (the OpenAI-compatible API) as the openai SDK sends it by default:
+        base64 vectors, decoded here (--encoding float for JSON numbers)."""
+        import aiohttp
+
+        url = f"http://{self.a.target}/v1/embeddings"
+        fmt = self.a.encoding
+        while (req := self.next_request()) is not None:
+            body = {"model": "encoder", "input": list(req.texts), "encoding_format": fmt}
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, json=body) as r:
+                    out = await r.json()
+                    if r.status != 200:
+                        self.errors += 1
+                        continue
+                if fmt == "base64":
+                    for d in out["data"]:
+                        np.frombuffer(base64.b64decode(d["embedding"]), "<f4")
+                self.latencies.append(time.perf_counter() - t0)
+                self.n_texts += len(out["data"])
+                self.n_tokens += out["usage"]["total_tokens"]
+            except aiohttp.ClientError:
+                self.errors += 1
+
+    async def run_http(self) -> None:
+        import aiohttp
+
+        limit = aiohttp.TCPConnector(limit=self.a.concurrency)
+        async with aiohttp.ClientSession(connector=limit) as session:
+            await asyncio.gather(*[self.http(session) for _ in range(self.a.concurrency)])
+
     async def run(self) -> dict:
         a = self.a
+        if a.mode == "http":
+            self.deadline = time.perf_counter() + a.seconds
+            t0 = time.perf_counter()
+            await self.run_http()
+            return self.summary(time.perf_counter() - t0)
         # A local subchannel pool per channel: each is its own TCP connection, so that a server
         # with --workers (SO_REUSEPORT spreads connections, not requests) sees several.
         opts = [("grpc.use_local_subchannel_pool", 1)]
@@ -84,6 +123,9 @@ class Load:
             wall = time.perf_counter() - t0
             for ch in chans:
                 await ch.close()
+        return self.summary(wall)
+
+    def summary(self, wall: float) -> dict:
         return {
             "requests": len(self.latencies),
             "texts": self.n_texts,
@@ -97,10 +139,11 @@ class Load:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True)
-    ap.add_argument("--mode", choices=("unary", "stream", "empty"), default="unary")
+    ap.add_argument("--mode", choices=("unary", "stream", "empty", "http"), default="unary")
     ap.add_argument("--texts", type=int, default=1, help="texts per request")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--channels", type=int, default=1, help="connections the callers share")
+    ap.add_argument("--encoding", choices=("base64", "float"), default="base64", help="http mode")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--max-requests", type=int, default=200_000)
     a = ap.parse_args()

@@ -61,7 +61,35 @@ def targets(res: dict) -> list[dict]:
             "<=",
             0.5,
         )
+    for texts in (1, 32):  # each protocol against encoder.v1 on the same server, same run
+        v1 = pick(rows, "protocols", "unary", texts, 16)
+        for mode, label in (
+            ("oip", "Open Inference ModelInfer"),
+            ("http", "OpenAI /v1/embeddings"),
+        ):
+            r = pick(rows, "protocols", mode, texts, 16)
+            add(
+                f"{texts} text(s)/req x16: {label} / encoder.v1 texts/s",
+                r and v1 and r["texts_per_s"] / v1["texts_per_s"],
+                ">=",
+                0.8 if texts == 32 else 0.0,
+            )
+    u, a = pick(rows, "protocols", "http", 1, 16), pick(rows, "aiohttp", "http", 1, 16)
+    add(
+        "1 text/req x16: HTTP on uvicorn / aiohttp req/s",
+        a and u and u["requests_per_s"] / a["requests_per_s"],
+        ">=",
+        1.0,
+    )
     s = res["servers"]
+    for name in ("protocols", "aiohttp"):  # what an HTTP listener adds to the idle server
+        added = s[name]["rss_idle_mb"] - s["ours"]["rss_idle_mb"]
+        add(
+            f"RSS idle added by HTTP on {name.replace('protocols', 'uvicorn')} (MB)",
+            added,
+            "<=",
+            30,
+        )
     add("RSS peak: ours / eager", s["ours"]["rss_peak_mb"] / s["eager"]["rss_peak_mb"], "<=", 0.4)
     add("RSS peak: ours (MB)", s["ours"]["rss_peak_mb"], "<=", 150)
     add("start-to-SERVING, warm cache: ours (s)", s["ours"]["start_to_serving_s"], "<=", 1.0)

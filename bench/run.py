@@ -138,10 +138,12 @@ def graph_only(cells: list[str], threads: int, seconds: float, tok: Tokenizer) -
 
 
 class Server:
-    def __init__(self, name: str, cmd: list[str], threads: int) -> None:
+    def __init__(self, name: str, cmd: list[str], threads: int, http: bool = False) -> None:
+        """``http``: also the OpenAI-compatible HTTP API, on ``self.http_target``."""
         self.name = name
-        port_file = OUT / f"{name}.port"
+        port_file, http_port_file = OUT / f"{name}.port", OUT / f"{name}.http-port"
         port_file.unlink(missing_ok=True)
+        http_port_file.unlink(missing_ok=True)
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -151,6 +153,8 @@ class Server:
             "JIEBA_CACHE_DIR": str(CACHE),
             "LOG_LEVEL": "INFO",
         }
+        if http:
+            env |= {"HTTP_LISTEN": "127.0.0.1:0", "HTTP_PORT_FILE": str(http_port_file)}
         self.err = open(OUT / f"{name}.log", "w")  # noqa: SIM115
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=self.err)
@@ -160,6 +164,7 @@ class Server:
             time.sleep(0.005)
         self.target = f"127.0.0.1:{int(port_file.read_text())}"
         wait_until_serving(self.target, 120)
+        self.http_target = f"127.0.0.1:{int(http_port_file.read_text())}" if http else None
         self.start_to_serving_s = time.perf_counter() - t0
         self.rss_idle_mb = self.rss_mb()
 
@@ -173,15 +178,21 @@ class Server:
         self.err.close()
 
 
+# Stock tritonclient lives apart (it pins protobuf < 7): `make bench` installs it there.
+STOCK_PYTHON = ROOT / ".venv" / "stock-clients" / "bin" / "python"
+
+
 def load(target: str, mode: str, texts: int, concurrency: int, seconds: float) -> dict:
+    """One load run; mode unary, stream or empty (encoder.v1 and health), http (OpenAI JSON
+    over HTTP) or oip (ModelInfer with stock tritonclient)."""
+    if mode == "oip":
+        head = [str(STOCK_PYTHON), str(ROOT / "bench" / "loadgen_oip.py")]
+    else:
+        head = [sys.executable, "-m", "bench.loadgen", "--mode", mode]
     cmd = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
+        *head,
         "--target",
         target,
-        "--mode",
-        mode,
         "--texts",
         str(texts),
         "--concurrency",
@@ -194,7 +205,7 @@ def load(target: str, mode: str, texts: int, concurrency: int, seconds: float) -
             cmd, cwd=ROOT, check=True, capture_output=True, text=True, timeout=seconds + 120
         ).stdout
     )
-    lat = np.array(r.pop("latencies")) * 1e3
+    lat = np.array(r.pop("latencies") or [np.nan]) * 1e3  # none: every request failed
     wall = r["seconds"]
     return {
         **r,
@@ -212,7 +223,8 @@ def load(target: str, mode: str, texts: int, concurrency: int, seconds: float) -
 def run_matrix(server: Server, matrix: list[tuple[str, int, int]], seconds: float) -> list[dict]:
     rows = []
     for mode, texts, conc in matrix:
-        r = load(server.target, mode, texts, conc, seconds)
+        target = server.http_target if mode == "http" else server.target
+        r = load(target, mode, texts, conc, seconds)
         r["server"] = server.name
         rows.append(r)
         log(
@@ -221,6 +233,29 @@ def run_matrix(server: Server, matrix: list[tuple[str, int, int]], seconds: floa
             f"p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f} ms errors {r['errors']}"
         )
     server.rss_peak_mb = server.rss_mb("VmHWM")
+    return rows
+
+
+def protocols(bundle: Path, threads: int, concs: tuple, seconds: float, servers: dict) -> list:
+    """encoder.v1, the Open Inference Protocol and OpenAI HTTP on one server, same workloads;
+    then the same HTTP API on aiohttp (bench/http_aiohttp.py), the stack that uvicorn beat."""
+    rows = []
+    serve = ["-m", "zh_rnn_encoder.transport.app", "--bundle", str(bundle)]
+    runner_up = ["-m", "bench.http_aiohttp", "--bundle", str(bundle)]
+    wide = [(m, t, c) for t in (1, 32) for c in concs for m in ("unary", "oip", "http")]
+    stack = [("http", t, c) for t in (1, 32) for c in concs]
+    for name, args, mat in (("protocols", serve, wide), ("aiohttp", runner_up, stack)):
+        srv = Server(name, [sys.executable, *args], threads, http=True)
+        log(f"{name}: SERVING after {srv.start_to_serving_s:.2f}s, RSS {srv.rss_idle_mb:.0f} MB")
+        try:
+            rows += run_matrix(srv, mat, seconds)
+        finally:
+            srv.stop()
+        servers[name] = {
+            "start_to_serving_s": srv.start_to_serving_s,
+            "rss_idle_mb": srv.rss_idle_mb,
+            "rss_peak_mb": srv.rss_peak_mb,
+        }
     return rows
 
 
@@ -285,6 +320,7 @@ def main() -> int:
             "rss_idle_mb": srv.rss_idle_mb,
             "rss_peak_mb": srv.rss_peak_mb,
         }
+    res["server_runs"] += protocols(bundle, threads, concs, seconds, res["servers"])
     res["targets"] = targets(res)
     stem = "bench-quick" if a.quick else "bench"
     (OUT / f"{stem}.json").write_text(json.dumps(res, indent=1))

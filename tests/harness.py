@@ -48,9 +48,10 @@ class InProcessServer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.app: App = self.call(build_server(self.cfg))
-        self.call(self.app.server.start())
+        self.call(self.app.start())
         self.port = self.app.port
         self.target = f"127.0.0.1:{self.port}"
+        self.http_url = f"http://127.0.0.1:{self.app.http_port}" if self.app.http_port else None
 
     def call(self, coro: object, timeout: float = 120) -> object:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -14,7 +14,8 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "bench.run", "--quick", "--seconds", "0.3", "--out", str(tmp_path)]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     res = json.loads((tmp_path / "bench-quick.json").read_text())
-    assert {r["server"] for r in res["server_runs"]} == {"ours", "eager", "empty"}
+    servers = {"ours", "eager", "empty", "protocols", "aiohttp"}
+    assert {r["server"] for r in res["server_runs"]} == servers
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in res["server_runs"])
     assert {(g["cell"], g["shape"]) for g in res["graph"]} == {
         (c, s) for c in ("rnn", "lstm", "gru") for s in ("1x20", "32x50")

@@ -52,7 +52,9 @@ def test_manifests_match_the_server() -> None:
     assert pod["terminationGracePeriodSeconds"] > grace + ADMIT_AFTER_SIGNAL_S
     assert pod["securityContext"]["runAsUser"] == 10001 and "USER 10001" in docker
     installs = re.findall(r"pip install[^\n]*", docker)
-    assert installs and not any("[" in i or "torch" in i for i in installs)  # base install only
+    extras = {x for i in installs for x in re.findall(r"\[([a-z,]+)\]", i)}
+    assert installs and extras <= {"http"}  # the runtime: no export extra, so no torch
+    assert not any("torch" in i for i in installs)
     svc = m["Service"]["spec"]
     assert svc["clusterIP"] == "None" and svc["ports"][0]["port"] == port
     mounted = {v["mountPath"] for v in c["volumeMounts"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def authed(bundle, jieba_cache, tmp_path_factory, pki):
         tls_key=pki["key"],
         auth_tokens_file=tokens,
         metrics_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
     ).load()
     yield srv
     srv.stop()
@@ -149,6 +151,33 @@ def test_denied_calls_are_counted(authed, pki) -> None:
     url = f"http://127.0.0.1:{authed.app.metrics_port}/metrics"
     body = urllib.request.urlopen(url, timeout=5).read().decode()
     assert 'encoder_requests_total{code="UNAUTHENTICATED",method="Encode"}' in body
+
+
+def test_http_has_the_same_tls_and_tokens(authed, pki) -> None:
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    body = json.dumps({"model": "encoder", "input": "你好"})
+
+    def post(token: str | None) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection("127.0.0.1", authed.app.http_port, context=ctx)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        conn.request("POST", "/v1/embeddings", body, headers)
+        r = conn.getresponse()
+        out = r.status, r.read()
+        conn.close()
+        return out
+
+    assert post(KEYS[0])[0] == 200 and post(KEYS[1])[0] == 200
+    for token in (None, "wrong", KEYS[0] + "x"):
+        status, out = post(token)
+        assert status == 401 and json.loads(out)["error"]["message"] == "unauthenticated"
+    plain = http.client.HTTPConnection("127.0.0.1", authed.app.http_port, timeout=5)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):  # TLS only
+        plain.request("GET", "/health")
+        plain.getresponse()
+    plain.close()
 
 
 def test_reflection_off(bundle, jieba_cache) -> None:

@@ -3,6 +3,7 @@ the port keeps serving, and SIGTERM loses nothing across workers."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -77,16 +78,18 @@ def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:
     assert "refused to serve; stopping every worker" in proc.log
 
 
-def test_one_metrics_endpoint_sums_the_workers(bundle, jieba_cache) -> None:
+def test_one_metrics_endpoint_sums_the_workers(bundle, jieba_cache, tmp_path) -> None:
     import socket
     import urllib.request
 
     with socket.socket() as s:  # a free port for the parent's endpoint
         s.bind(("127.0.0.1", 0))
         mport = s.getsockname()[1]
+    http_port_file = tmp_path / "http-port"
     proc = ServerProcess(
         "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--workers", "2",
         "--jieba-cache-dir", str(jieba_cache), "--metrics-listen", f"127.0.0.1:{mport}",
+        "--http-listen", "127.0.0.1:0", "--http-port-file", str(http_port_file),
     )  # fmt: skip
     try:
         target = f"127.0.0.1:{proc.port()}"
@@ -94,10 +97,17 @@ def test_one_metrics_endpoint_sums_the_workers(bundle, jieba_cache) -> None:
         for _ in range(12):  # a connection each: the kernel spreads them over both workers
             with EncoderClient(target) as c:
                 c.encode([TUTORIAL])
+        http = f"http://127.0.0.1:{int(http_port_file.read_text())}/v1/embeddings"
+        body = json.dumps({"model": "encoder", "input": TUTORIAL}).encode()
+        for _ in range(12):  # the HTTP port is shared by the workers the same way
+            with urllib.request.urlopen(urllib.request.Request(http, body), timeout=30) as r:
+                assert len(json.loads(r.read())["data"][0]["embedding"]) == 24
         body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read()
         lines = body.decode().splitlines()
-        ok = [x for x in lines if x.startswith('encoder_requests_total{code="OK",method="Encode"')]
-        assert sum(float(x.rsplit(" ", 1)[1]) for x in ok) == 12, ok
+        for method in ("Encode", "Embeddings"):
+            head = f'encoder_requests_total{{code="OK",method="{method}"'
+            ok = [x for x in lines if x.startswith(head)]
+            assert sum(float(x.rsplit(" ", 1)[1]) for x in ok) == 12, ok
         ready = [x for x in lines if x.startswith("encoder_ready")]
         assert ready and all(x.endswith(" 1.0") for x in ready), ready
     finally:

@@ -49,6 +49,21 @@ class App:
         self.cfg, self.server, self.port, self.state = cfg, server, port, state
         self.health, self.metrics, self.session_factory = health_servicer, metrics, session_factory
         self.metrics_port = metrics.serve(cfg.metrics_listen) if cfg.metrics_listen else None
+        self.http: object | None = None  # the OpenAI-compatible HTTP listener, with --http-listen
+        self.http_port: int | None = None
+
+    async def start(self) -> None:
+        """Both listeners accept connections; every call is NOT_SERVING / 503 until load()."""
+        await self.server.start()
+        if self.http is not None:
+            self.http_port = await self.http.start(self.cfg.http_listen, self.cfg.reuse_port)
+
+    async def stop(self, grace: float) -> None:
+        """Stops both listeners; calls in progress get ``grace`` seconds."""
+        stops = [self.server.stop(grace)]
+        if self.http is not None:
+            stops.append(self.http.stop(grace))
+        await asyncio.gather(*stops)
 
     async def set_health(self, status: int) -> None:
         for name in ("", SERVICE):
@@ -99,7 +114,7 @@ class App:
         await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
         await self.state.closed_event.wait()
         await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed door
-        await self.server.stop(max(0.0, grace - admit_s))
+        await self.stop(max(0.0, grace - admit_s))
         if self.state.encoder:
             self._trim.cancel()
             if getattr(self, "_queued", None):
@@ -151,8 +166,9 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     )
     encoder_servicer = EncoderServicer(state, metrics)
     add_to_server(encoder_servicer, server)
+    served = Served(cfg.model_name)
     oip.add_to_server(
-        oip.InferenceServicer(state, Served(cfg.model_name), metrics),
+        oip.InferenceServicer(state, served, metrics),
         server,
         encoder_servicer.door,
     )
@@ -168,6 +184,17 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     else:
         port = server.add_insecure_port(cfg.listen)
     app = App(cfg, server, port, state, health_servicer, metrics, session_factory)
+    if cfg.http_listen:  # uvicorn is imported only then (the `http` extra)
+        try:
+            from zh_rnn_encoder.transport import http_server
+            from zh_rnn_encoder.transport.openai_api import OpenAIApi
+        except ImportError as e:
+            raise EncoderError(
+                f"--http-listen needs the http extra (pip install 'zh-rnn-encoder[http]'): {e}"
+            ) from None
+
+        api = OpenAIApi(state, served, size, keys, encoder_servicer.door, metrics)
+        app.http = http_server.HttpServer(api, cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
     await app.set_health(NOT_SERVING)
     return app
 
@@ -185,10 +212,19 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
     # The event loop answers probes while tokenizer and ORT threads work: hand it the GIL often.
     sys.setswitchinterval(0.0005)
     app = await build_server(cfg, session_factory)
-    await app.server.start()
+    await app.start()
     host = cfg.listen.rsplit(":", 1)[0]
     if cfg.port_file:
         write_port_file(cfg.port_file, app.port)
+    if app.http_port is not None:
+        if cfg.http_port_file:
+            write_port_file(cfg.http_port_file, app.http_port)
+        log.info(
+            "OpenAI-compatible HTTP on %s://%s:%d/v1/embeddings",
+            "https" if cfg.tls_cert else "http",
+            cfg.http_listen.rpartition(":")[0],
+            app.http_port,
+        )
     if app.metrics_port:
         log.info(
             "metrics on http://%s:%d/metrics",
@@ -207,7 +243,7 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
         encoder = await app.load()
     except EncoderError as e:
         log.error("refusing to serve: %s", e)
-        await app.server.stop(0)
+        await app.stop(0)
         return 2
     if cfg.ready_file:
         write_port_file(cfg.ready_file, app.port)

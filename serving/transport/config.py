@@ -41,6 +41,8 @@ class ServerConfig:
     workers: int = 1  # server processes on the port; 0: one per CPU this process may use
     reuse_port: bool = False  # SO_REUSEPORT: share the port with the other workers
     model_name: str = "encoder"  # the model's name in the Open Inference and OpenAI protocols
+    http_listen: str = ""  # host:port of the OpenAI-compatible HTTP API; empty: off
+    http_port_file: Path | None = None  # written with the HTTP port once listening
 
     @property
     def intra_op_threads(self) -> int:
@@ -91,6 +93,12 @@ _FLAGS: dict[str, tuple[type, str]] = {
         str,
         "the served model's name in the Open Inference Protocol (KServe v2) and OpenAI APIs",
     ),
+    "http_listen": (
+        str,
+        "host:port for the OpenAI-compatible HTTP API (/v1/embeddings), same auth, TLS and "
+        "limits as gRPC; empty: no HTTP port",
+    ),
+    "http_port_file": (Path, "write the bound HTTP port here once listening"),
     "ready_file": (Path, "write this file once SERVING (for supervisors, as --workers uses it)"),
     "port_file": (
         Path,
@@ -185,6 +193,11 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error("--max-inflight-mb must be positive")
     if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:
         ap.error("--threads, --max-batch-tokens and --batch-wait-ms must not be negative")
+    if cfg.http_listen and not cfg.http_listen.rpartition(":")[0].strip("[]"):
+        ap.error(
+            f"--http-listen {cfg.http_listen!r} needs an explicit host, e.g. 127.0.0.1:8080, "
+            "or 0.0.0.0:8080 for every interface"
+        )
     if cfg.metrics_listen and not cfg.metrics_listen.rpartition(":")[0].strip("[]"):
         ap.error(
             f"--metrics-listen {cfg.metrics_listen!r} needs an explicit host, e.g. "

@@ -29,6 +29,25 @@ class Guard:
     sheds: frozenset[str]
 
 
+def refusal(state: ServingState, closes: bool, sheds: bool) -> tuple[grpc.StatusCode, str] | None:
+    """Why a call is refused on its headers, or None: UNAVAILABLE once draining has closed (for
+    a call that ``closes``), RESOURCE_EXHAUSTED while the budget or the batcher's queue is
+    nearly full (for one that ``sheds``). Every transport asks this before reading a body."""
+    if closes and state.closed:
+        return grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another replica"
+    encoder = state.encoder
+    if encoder is None or not sheds:
+        return None
+    b, queued, most = encoder.budget, encoder.queued_texts, encoder.limits.max_queued_texts
+    if b.used <= b.limit * (1 - RESERVE) and queued < most:
+        return None
+    return (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"server full: {b.used / MB:.0f} of max_inflight_mb={b.limit // MB} MB in use, "
+        f"{queued} of max_queued_texts={most} texts queued; retry with backoff",
+    )
+
+
 class LoadGate(grpc.aio.ServerInterceptor):
     """UNAVAILABLE for a guarded service's closing methods once draining has closed;
     RESOURCE_EXHAUSTED for its shed methods while the budget or the batcher's queue is nearly
@@ -49,24 +68,9 @@ class LoadGate(grpc.aio.ServerInterceptor):
         guard = self.guards.get(service)
         if handler is None or guard is None:
             return handler
-        if self.state.closed and (guard.closes is None or method in guard.closes):
-            return self._refuse(
-                details.method,
-                grpc.StatusCode.UNAVAILABLE,
-                "server is shutting down; retry on another replica",
-            )
-        encoder = self.state.encoder
-        if encoder is None or method not in guard.sheds:
-            return handler
-        b, queued, most = encoder.budget, encoder.queued_texts, encoder.limits.max_queued_texts
-        if b.used <= b.limit * (1 - RESERVE) and queued < most:
-            return handler
-        return self._refuse(
-            details.method,
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"server full: {b.used / MB:.0f} of max_inflight_mb={b.limit // MB} MB in use, "
-            f"{queued} of max_queued_texts={most} texts queued; retry with backoff",
-        )
+        closes = guard.closes is None or method in guard.closes
+        refused = refusal(self.state, closes, method in guard.sheds)
+        return handler if refused is None else self._refuse(details.method, *refused)
 
     def _refuse(self, method: str, code: grpc.StatusCode, message: str) -> object:
         if self.on_refused:

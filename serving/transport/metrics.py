@@ -80,6 +80,11 @@ class Metrics:
         count.inc()
         latency.observe(seconds)
 
+    def observe(self, res: object) -> None:
+        """An EncodeResult's texts, tokens and stage times."""
+        tokens = sum(len(e.ids) for e in res.encodings)
+        self.encoded(len(res.encodings), tokens, res.tokenize_s, res.queue_s, res.inference_s)
+
     def encoded(
         self, texts: int, tokens: int, tokenize_s: float, queue_s: float, inference_s: float
     ) -> None:

@@ -66,14 +66,7 @@ class InferenceServicer:
         options = oip_wire.options_of(r, outputs)
         async with encoder.encoded(oip_wire.texts_of(r), options) as result:  # or shed
             if self.metrics:
-                tokens = sum(len(e.ids) for e in result.encodings)
-                self.metrics.encoded(
-                    len(result.encodings),
-                    tokens,
-                    result.tokenize_s,
-                    result.queue_s,
-                    result.inference_s,
-                )
+                self.metrics.observe(result)
             pad_id = encoder.bundle.vocab.pad_id
             return oip_wire.infer_response(result, outputs, self.served, r.id, pad_id)
 

@@ -49,6 +49,16 @@ def server_credentials(
     )
 
 
+def bearer_ok(keys: list[bytes], authorization: str | bytes | None) -> bool:
+    """Whether an ``authorization`` header value is ``Bearer <one of keys>``."""
+    value = authorization.encode() if isinstance(authorization, str) else authorization or b""
+    presented = value[7:].strip() if value[:7].lower() == b"bearer " else b""
+    ok = False
+    for key in keys:  # every key compared: the time says nothing about which matched
+        ok |= hmac.compare_digest(presented, key)
+    return ok and bool(presented)
+
+
 class BearerAuth(grpc.aio.ServerInterceptor):
     """``authorization: Bearer <token>`` on every call but the open ones, else UNAUTHENTICATED."""
 
@@ -56,16 +66,11 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         self._keys, self._on_denied = keys, on_denied
 
     def allowed(self, metadata: tuple | None) -> bool:
-        presented = b""
+        value = None
         for k, v in metadata or ():
             if k == "authorization":
-                value = v.encode() if isinstance(v, str) else v
-                if value[:7].lower() == b"bearer ":
-                    presented = value[7:].strip()
-        ok = False
-        for key in self._keys:  # every key compared: the time says nothing about which matched
-            ok |= hmac.compare_digest(presented, key)
-        return ok and bool(presented)
+                value = v
+        return bearer_ok(self._keys, value)
 
     async def intercept_service(self, continuation: Callable, details: object) -> object:
         handler = await continuation(details)

@@ -50,10 +50,7 @@ class EncoderServicer:
 
     def _observe(self, res: EncodeResult) -> None:
         if self.metrics:
-            tokens = sum(len(e.ids) for e in res.encodings)
-            self.metrics.encoded(
-                len(res.encodings), tokens, res.tokenize_s, res.queue_s, res.inference_s
-            )
+            self.metrics.observe(res)
 
     @unary
     async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):

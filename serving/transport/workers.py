@@ -41,12 +41,19 @@ def reserve_port(listen: str) -> tuple[socket.socket, str, int]:
 
 
 def worker_argv(
-    argv: Sequence[str], address: str, threads: int, ready: Path, metrics: Path | None
+    argv: Sequence[str],
+    address: str,
+    threads: int,
+    ready: Path,
+    metrics: Path | None,
+    http_address: str = "",
 ) -> list[str]:
     """The parent's own flags, then the overrides that make a worker of it (last flag wins)."""
     return [
         *argv,
         "--listen", address,
+        "--http-listen", http_address,
+        "--http-port-file", "",
         "--workers", "1",
         "--reuse-port", "on",
         "--threads", str(threads),
@@ -55,6 +62,10 @@ def worker_argv(
         "--metrics-listen", "",  # the parent serves the sum of every worker's
         "--metrics-dir", str(metrics or ""),
     ]  # fmt: skip
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Supervisor:
@@ -66,10 +77,15 @@ class Supervisor:
         self._dir = Path(tempfile.mkdtemp(prefix="encoder-workers-"))
         self.ready = [self._dir / f"worker-{i}.ready" for i in range(workers)]
         self.metrics_dir = self._dir / "metrics" if cfg.metrics_listen else None
+        self.http_address = ""  # the shared HTTP port, once reserved
 
     async def run(self) -> int:
         sock, host, port = reserve_port(self.cfg.listen)
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = _address(host, port)
+        http_sock, self.http_address, http_port = None, "", None
+        if self.cfg.http_listen:  # the HTTP port is shared the same way
+            http_sock, http_host, http_port = reserve_port(self.cfg.http_listen)
+            self.http_address = _address(http_host, http_port)
         log.info(
             "supervising %d workers on %s (SO_REUSEPORT), %d onnxruntime threads each",
             self.n,
@@ -88,7 +104,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         keepers = [asyncio.ensure_future(self._keep(i, address)) for i in range(self.n)]
-        asyncio.ensure_future(self._announce(port))
+        asyncio.ensure_future(self._announce(port, http_port))
         done = asyncio.ensure_future(asyncio.gather(*keepers))
         await asyncio.wait(
             {done, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED"
@@ -98,13 +114,15 @@ class Supervisor:
             self._stop_all()
         codes = await done
         sock.close()
+        if http_sock:
+            http_sock.close()
         if metrics:
             metrics.shutdown()
         shutil.rmtree(self._dir, ignore_errors=True)
         log.info("stopped (workers exited %s)", codes)
         return max(codes)
 
-    async def _announce(self, port: int) -> None:
+    async def _announce(self, port: int, http_port: int | None) -> None:
         """Port file and ready file once every worker serves: a reader then finds them all up."""
         while not all(r.exists() for r in self.ready):
             if self.stopping:
@@ -114,6 +132,8 @@ class Supervisor:
         for f in (self.cfg.port_file, self.cfg.ready_file):
             if f:
                 write_port_file(f, port)
+        if http_port and self.cfg.http_port_file:
+            write_port_file(self.cfg.http_port_file, http_port)
 
     def _stop_all(self) -> None:
         self.stopping = True
@@ -131,7 +151,14 @@ class Supervisor:
                 sys.executable,
                 "-m",
                 "zh_rnn_encoder.transport.app",
-                *worker_argv(self.argv, address, self.threads, self.ready[i], self.metrics_dir),
+                *worker_argv(
+                    self.argv,
+                    address,
+                    self.threads,
+                    self.ready[i],
+                    self.metrics_dir,
+                    self.http_address,
+                ),
                 env={**os.environ, "ENCODER_WORKER": str(i)},
             )
             self.procs[i] = p
