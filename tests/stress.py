@@ -18,6 +18,7 @@ import random
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from tests.harness import ROOT, ServerProcess, wait_health
 from zh_rnn_encoder.client import RETRY_POLICY, encode_request
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+from zh_rnn_encoder.proto.inference import open_inference_pb2 as oip_pb
 
 OUT = ROOT / "bench" / "results"
 # The server gets core 0 and the load generator core 1, so that what the clients burn (their
@@ -73,15 +75,20 @@ class Result:
 
 
 class Server:
-    """encoder-serve as a subprocess (torch not importable), with RSS read from /proc."""
+    """encoder-serve as a subprocess (torch not importable), with RSS read from /proc; with
+    ``http``, the OpenAI-compatible API too, at ``self.http`` (http://host:port)."""
 
-    def __init__(self, bundle: Path, cache: Path, *flags: str) -> None:
+    def __init__(self, bundle: Path, cache: Path, *flags: str, http: bool = False) -> None:
+        if http:
+            port_file = Path(tempfile.mkdtemp(prefix="encoder-http-")) / "port"
+            flags = (*flags, "--http-listen", "127.0.0.1:0", "--http-port-file", str(port_file))
         self.proc = ServerProcess(
             "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--jieba-cache-dir", str(cache),
             *flags, cpus=SERVER_CPUS, python=SERVER_PYTHON,
         )  # fmt: skip
         self.target = f"127.0.0.1:{self.proc.port()}"
         wait_health(self.target, "SERVING")
+        self.http = f"http://127.0.0.1:{int(port_file.read_text())}" if http else None
         self.idle_mb = self.rss_mb()
 
     def rss_mb(self, key: str = "VmRSS") -> float:
@@ -123,6 +130,31 @@ def backoff(attempt: int) -> float:
 
 def raw_encode(ch: grpc.aio.Channel) -> object:
     return ch.unary_unary("/encoder.v1.Encoder/Encode")
+
+
+def infer_request(texts: list[str], **parameters: object) -> oip_pb.ModelInferRequest:
+    """An Open Inference ModelInfer request for the served model, texts in raw form."""
+    r = oip_pb.ModelInferRequest(model_name="encoder")
+    r.inputs.add(name="TEXT", datatype="BYTES", shape=[len(texts)])
+    raw = b"".join(len(b).to_bytes(4, "little") + b for b in (t.encode() for t in texts))
+    r.raw_input_contents.append(raw)
+    r.outputs.add(name="sentence_vector")
+    for k, v in parameters.items():
+        r.parameters[k].string_param = v
+    return r
+
+
+async def http_post(session: object, url: str, body: dict, timeout: float = 30) -> tuple:
+    """(status as text: "200", "429", ... or the client error's name, seconds)."""
+    import aiohttp
+
+    t0 = time.perf_counter()
+    try:
+        async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(timeout)) as r:
+            await r.read()
+            return str(r.status), time.perf_counter() - t0
+    except (TimeoutError, aiohttp.ClientError) as e:
+        return type(e).__name__, time.perf_counter() - t0
 
 
 def reference_vector(target: str) -> np.ndarray:
@@ -206,6 +238,72 @@ def probe_storm(bundle: Path, cache: Path, s: Scale, budget_mb: float) -> Result
 
 
 _EXPECTED = {"OK", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
+
+
+def probe_http_storm(bundle: Path, cache: Path, s: Scale, budget_mb: float) -> Result:
+    """The storm over the OpenAI-compatible HTTP API: 429 (with Retry-After) in milliseconds,
+    clients backing off as the gRPC retry policy does, admitted work near the unloaded rate,
+    memory bounded, nothing but 200 and 429."""
+    import aiohttp
+
+    srv = Server(bundle, cache, http=True)
+    body = {"model": "encoder", "input": [LONG] * s.storm_texts, "pooling": "mean",
+            "truncation": "keep_first", "encoding_format": "base64"}  # fmt: skip
+    url = srv.http + "/v1/embeddings"
+    try:
+        before = reference_vector(srv.target)
+
+        async def run(clients: int, seconds: float) -> tuple[dict, float]:
+            codes: dict[str, list[float]] = {}
+            start = time.perf_counter()
+            stop = start + seconds
+            limit = aiohttp.TCPConnector(limit=clients)
+            async with aiohttp.ClientSession(connector=limit) as session:
+
+                async def client() -> None:
+                    refused = 0
+                    while time.perf_counter() < stop:
+                        code, took = await http_post(session, url, body)
+                        codes.setdefault(code, []).append(took)
+                        refused = refused + 1 if code == "429" else 0
+                        if refused:
+                            await asyncio.sleep(random.uniform(0, backoff(refused)))
+
+                await asyncio.gather(*(client() for _ in range(clients)))
+            return codes, time.perf_counter() - start
+
+        calm, calm_s = asyncio.run(run(8, s.storm_seconds / 2))
+        calm_rate = len(calm.get("200", [])) * s.storm_texts / calm_s
+        storm, storm_s = asyncio.run(run(s.storm_clients, s.storm_seconds))
+        rate = len(storm.get("200", [])) * s.storm_texts / storm_s
+        shed = storm.get("429", [])
+        m = {
+            "unloaded_texts_per_s": round(calm_rate),
+            "storm_texts_per_s": round(rate),
+            "throughput_ratio": round(rate / calm_rate, 3) if calm_rate else 0.0,
+            "status_429": len(shed),
+            "status_429_median_ms": round(statistics.median(shed) * 1e3, 2) if shed else 0,
+            "codes": {k: len(v) for k, v in storm.items()},
+            "rss_idle_mb": round(srv.idle_mb),
+            "rss_peak_mb": round(srv.peak_mb()),
+            "post_storm_vector_identical": bool(
+                np.array_equal(before, reference_vector(srv.target))
+            ),
+        }
+        others = sum(len(v) for k, v in storm.items() if k not in ("200", "429"))
+        return Result(
+            "http storm",
+            m,
+            {
+                "shed fast": (m["status_429_median_ms"], "<=", 50.0),
+                "throughput kept": (m["throughput_ratio"], ">=", 0.8),
+                "memory": (m["rss_peak_mb"], "<=", srv.idle_mb + budget_mb),
+                "only 200 and 429": (others, "==", 0),
+                "same vector after": (m["post_storm_vector_identical"], "==", True),
+            },
+        )
+    finally:
+        srv.stop()
 
 
 def probe_big_requests(bundle: Path, cache: Path, s: Scale, budget_mb: float) -> Result:
@@ -361,9 +459,11 @@ def probe_stall(bundle: Path, cache: Path, s: Scale) -> Result:
 
 
 def probe_sigterm(bundle: Path, cache: Path, s: Scale) -> Result:
-    """SIGTERM under concurrent unary and stream clients: requests sent before the signal must
-    all be answered OK; an idle open stream must not hold the process until the grace ends."""
-    srv = Server(bundle, cache, "--grace-period-s", "8")
+    """SIGTERM under concurrent clients of every protocol (encoder.v1 unary and stream, Open
+    Inference ModelInfer, OpenAI HTTP): requests sent before the signal must all be answered OK;
+    an idle open stream must not hold the process until the grace ends."""
+    srv = Server(bundle, cache, "--grace-period-s", "8", http=True)
+    per_protocol: dict[str, list[str]] = {}  # outcomes before the signal, by protocol
     sent_before: list[str] = []  # outcome of each request sent before the signal
     sent_after: list[str] = []
     t_signal = [float("inf")]
@@ -376,6 +476,33 @@ def probe_sigterm(bundle: Path, cache: Path, s: Scale) -> Result:
             (sent_before if t0 < t_signal[0] else sent_after).append(code)
             if code != "OK" and t0 >= t_signal[0]:
                 return  # told to go elsewhere: a well-behaved client does
+
+    oip_req = infer_request([SENTENCE, "你好"]).SerializeToString()
+    body = {"model": "encoder", "input": [SENTENCE, "你好"]}
+
+    def outcome(protocol: str, t0: float, code: str) -> None:
+        (sent_before if t0 < t_signal[0] else sent_after).append(code)
+        if t0 < t_signal[0]:
+            per_protocol.setdefault(protocol, []).append(code)
+
+    async def oip_client(call: object, stop: float) -> None:
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            code, _ = await _encode(call, oip_req, timeout=15)
+            outcome("oip", t0, code)
+            if code != "OK" and t0 >= t_signal[0]:
+                return
+
+    async def http_client(stop: float) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                code, _ = await http_post(session, srv.http + "/v1/embeddings", body, 15)
+                outcome("http", t0, "OK" if code == "200" else code)
+                if code != "200" and t0 >= t_signal[0]:
+                    return
 
     async def stream_client(stub: pb_grpc.EncoderStub, stop: float) -> None:
         times: list[float] = []
@@ -400,8 +527,12 @@ def probe_sigterm(bundle: Path, cache: Path, s: Scale) -> Result:
             stub = pb_grpc.EncoderStub(ch)
             idle = pb_grpc.EncoderStub(idle_ch).EncodeStream(_never())  # an idle open stream
             stop = time.perf_counter() + 3.0
+            infer = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+            quarter = max(1, s.sigterm_clients // 4)
             tasks = [unary_client(stub, stop) for _ in range(s.sigterm_clients)]
-            tasks += [stream_client(stub, stop) for _ in range(max(1, s.sigterm_clients // 4))]
+            tasks += [stream_client(stub, stop) for _ in range(quarter)]
+            tasks += [oip_client(infer, stop) for _ in range(quarter)]
+            tasks += [http_client(stop) for _ in range(quarter)]
             runner = asyncio.gather(*tasks)
             await asyncio.sleep(1.0)
             t_signal[0] = time.perf_counter()
@@ -425,6 +556,7 @@ def probe_sigterm(bundle: Path, cache: Path, s: Scale) -> Result:
         m = {
             "sent_before_signal": len(sent_before),
             "lost": lost,
+            "before_signal_by_protocol": {k: len(v) for k, v in sorted(per_protocol.items())},
             "after_signal_codes": sorted(set(sent_after)),
             "exit_code": rc,
             "exit_after_s": round(exit_s, 2),
@@ -480,10 +612,11 @@ def probe_log_hygiene(bundle: Path, cache: Path, s: Scale) -> Result:
 
 
 def probe_wire_fuzz(bundle: Path, cache: Path, s: Scale) -> Result:
-    """Mutated and random request bytes to every method: never INTERNAL, still correct after."""
-    srv = Server(bundle, cache)
+    """Mutated and random request bytes to every gRPC method of both services, and mutated JSON
+    to /v1/embeddings: never INTERNAL (or HTTP 5xx), still correct after."""
+    srv = Server(bundle, cache, http=True)
     rng = random.Random(0)
-    seeds = [
+    encoder_seeds = [
         encode_request(
             ["北京冬奥", "你好"], pooling="mean", token_vectors=True
         ).SerializeToString(),
@@ -491,10 +624,23 @@ def probe_wire_fuzz(bundle: Path, cache: Path, s: Scale) -> Result:
         pb.TokenizeRequest(texts=["a\x00b", "😀"]).SerializeToString(),
         b"",
     ]
-    methods = ["Encode", "Tokenize", "GetModelInfo"]
+    infer = infer_request(["北京冬奥", "你好"], pooling="mean")
+    infer_seeds = [
+        infer.SerializeToString(),
+        oip_pb.ModelMetadataRequest(name="encoder").SerializeToString(),
+        b"",
+    ]
+    methods = {f"/encoder.v1.Encoder/{m}": encoder_seeds for m in
+               ("Encode", "Tokenize", "GetModelInfo")}  # fmt: skip
+    methods |= {f"/inference.GRPCInferenceService/{m}": infer_seeds for m in
+                ("ModelInfer", "ModelMetadata", "ModelReady", "ServerReady")}  # fmt: skip
+    json_seed = json.dumps(
+        {"model": "encoder", "input": ["北京冬奥", "你好"], "encoding_format": "base64",
+         "pooling": "max", "dimensions": 24}, ensure_ascii=False
+    ).encode()  # fmt: skip
 
-    def case() -> bytes:
-        data = bytearray(rng.choice(seeds))
+    def mutate(seed: bytes) -> bytes:
+        data = bytearray(seed)
         for _ in range(rng.randint(1, 6)):
             op = rng.random()
             if op < 0.4 and data:
@@ -506,32 +652,54 @@ def probe_wire_fuzz(bundle: Path, cache: Path, s: Scale) -> Result:
         return bytes(data) if rng.random() < 0.9 else rng.randbytes(rng.randint(0, 64))
 
     counts: dict[str, int] = {}
+    http_counts: dict[str, int] = {}
     try:
         before = reference_vector(srv.target)
 
         async def go() -> None:
-            async with channel(srv.target) as ch:
-                calls = {m: ch.unary_unary(f"/encoder.v1.Encoder/{m}") for m in methods}
+            import aiohttp
+
+            async with channel(srv.target) as ch, aiohttp.ClientSession() as session:
+                calls = {m: ch.unary_unary(m) for m in methods}
+                url = srv.http + "/v1/embeddings"
 
                 async def worker(n: int) -> None:
                     for _ in range(n):
+                        method = rng.choice(list(methods))
                         try:
-                            await calls[rng.choice(methods)](case(), timeout=10)
+                            await calls[method](mutate(rng.choice(methods[method])), timeout=10)
                             code = "OK"
                         except grpc.aio.AioRpcError as e:
                             code = e.code().name
                         counts[code] = counts.get(code, 0) + 1
 
-                await asyncio.gather(*(worker(s.fuzz_cases // 32) for _ in range(32)))
+                async def http_worker(n: int) -> None:
+                    for _ in range(n):
+                        async with session.post(url, data=mutate(json_seed)) as r:
+                            await r.read()
+                            http_counts[str(r.status)] = http_counts.get(str(r.status), 0) + 1
+
+                await asyncio.gather(
+                    *(worker(s.fuzz_cases // 32) for _ in range(32)),
+                    *(http_worker(s.fuzz_cases // 64) for _ in range(8)),
+                )
 
         asyncio.run(go())
         same = bool(np.array_equal(before, reference_vector(srv.target)))
-        m = {"cases": sum(counts.values()), "codes": counts, "same_vector_after": same}
+        m = {
+            "cases": sum(counts.values()),
+            "codes": counts,
+            "http_cases": sum(http_counts.values()),
+            "http_statuses": http_counts,
+            "same_vector_after": same,
+        }
+        http_5xx = sum(n for k, n in http_counts.items() if k.startswith("5"))
         return Result(
             "wire fuzz",
             m,
             {
                 "no INTERNAL": (counts.get("INTERNAL", 0) + counts.get("UNKNOWN", 0), "==", 0),
+                "no HTTP 5xx": (http_5xx, "==", 0),
                 "same vector after": (same, "==", True),
             },
         )
@@ -541,6 +709,7 @@ def probe_wire_fuzz(bundle: Path, cache: Path, s: Scale) -> Result:
 
 PROBES: dict[str, Callable] = {
     "storm": probe_storm,
+    "http storm": probe_http_storm,
     "big requests": probe_big_requests,
     "unread streams": probe_unread_streams,
     "stall": probe_stall,
@@ -548,7 +717,7 @@ PROBES: dict[str, Callable] = {
     "log hygiene": probe_log_hygiene,
     "wire fuzz": probe_wire_fuzz,
 }
-MEMORY_PROBES = {"storm", "big requests", "unread streams"}
+MEMORY_PROBES = {"storm", "http storm", "big requests", "unread streams"}
 
 
 def run(bundle: Path, cache: Path, scale: Scale, only: list[str], budget_mb: float) -> list:
