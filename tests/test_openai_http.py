@@ -70,6 +70,8 @@ def test_openai_client_unmodified(served) -> None:
     assert err("unknown_model") == (404, "unknown model 'gpt-x'; this server serves 'zh-encoder'")
     assert got["unknown_model"]["body"]["code"] == "model_not_found"
     assert err("dimensions")[0] == 400 and "dimensions" in err("dimensions")[1]
+    assert got["dimensions"]["body"]["param"] == "dimensions"
+    assert got["empty_text"]["body"]["param"] == "input"
     assert err("tokens")[0] == 400 and "token arrays" in err("tokens")[1]
     assert err("empty_text")[0] == 400 and "texts[1]" in err("empty_text")[1]
     assert err("too_many")[0] == 413 and "max_texts_per_request" in err("too_many")[1]

@@ -8,6 +8,7 @@ JSON shape with the HTTP status each domain error maps to. docs/protocols.md lis
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ OWNER = "zh-rnn-encoder"
 OPTIONS = ("pooling", "normalize", "truncation", "max_tokens")
 ACCEPTED = ("input", "model", "encoding_format", "dimensions", "user", *OPTIONS)
 RETRY_AFTER_S = "1"
+_FIELD = re.compile(r"([a-z_]+)(?:\[\d+\])?: ")
 _HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.UNAUTHENTICATED: 401,
@@ -81,7 +83,17 @@ def _from_exception(e: Exception) -> Reply:
     if isinstance(e, NotFound):
         return error(404, str(e), param="model", code="model_not_found")
     code, message = status_of(e)
-    return error(_HTTP.get(code, 500), message)
+    return error(_HTTP.get(code, 500), message, param=_param_of(message))
+
+
+def _param_of(message: str) -> str | None:
+    """The request field an InvalidInput message starts with ("dimensions: ...", "texts[1]: ...")
+    in OpenAI's terms, for the error's ``param``."""
+    m = _FIELD.match(message)
+    if m is None:
+        return None
+    name = {"texts": "input"}.get(m.group(1), m.group(1))
+    return name if name in ACCEPTED else None
 
 
 class OpenAIApi:
