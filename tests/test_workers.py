@@ -63,12 +63,13 @@ def test_sigterm_loses_nothing_across_workers(bundle, jieba_cache, monkeypatch) 
     scale = stress.Scale(32, 2.0, 32, 4, 1, 8, 1_000)
     original = stress.Server.__init__
 
-    def with_workers(self, bundle, cache, *flags):
-        original(self, bundle, cache, *flags, "--workers", "2")
+    def with_workers(self, bundle, cache, *flags, **kw):
+        original(self, bundle, cache, *flags, "--workers", "2", **kw)
 
     monkeypatch.setattr(stress.Server, "__init__", with_workers)
     m = stress.probe_sigterm(bundle, jieba_cache, scale).measured
     assert m["sent_before_signal"] > 0 and m["lost"] == 0 and m["exit_code"] == 0, m
+    assert set(m["before_signal_by_protocol"]) == {"http", "oip"}  # and encoder.v1, uncounted
 
 
 def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:
