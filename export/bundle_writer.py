@@ -141,8 +141,8 @@ def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manif
         graph=GraphInfo(
             file=contract.GRAPH_FILE,
             opset=onnx_export.OPSET,
-            inputs=contract.INPUTS,
-            outputs=contract.output_specs(c.output_dim),
+            inputs=contract.input_specs(c),
+            outputs=contract.output_specs(c),
             dynamic_axes=(contract.BATCH_AXIS, contract.SEQ_AXIS),
         ),
         golden=GoldenInfo(

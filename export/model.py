@@ -40,16 +40,33 @@ class TorchEncoder(nn.Module):
         Returns states float32 [B, S, D*H] (zeros past each length) and final float32 [B, D*H]:
         the top layer's forward state at each true end, then the backward state at position 0.
         """
+        states, final, _, _ = self.forward_state(ids, lengths)
+        return states, final
+
+    def forward_state(
+        self, ids: Tensor, lengths: Tensor, h0: Tensor | None = None, c0: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """As forward, from the initial state ``h0`` (and ``c0`` for LSTM), [L*D, B, H] as
+        PyTorch lays them out (zeros when None); also returns h_n (and c_n) [L*D, B, H]."""
         x = self.embedding(ids)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h_n = self.rnn(packed)
-        states, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
-            h_n = h_n[0]
         c = self.config
+        hx = None
+        if h0 is not None or c0 is not None:
+            zeros = torch.zeros(c.num_layers * c.directions, ids.shape[0], c.hidden_size)
+            h0 = zeros if h0 is None else h0.expand_as(zeros).contiguous()
+            if c.cell is Cell.LSTM:
+                hx = (h0, zeros if c0 is None else c0.expand_as(zeros).contiguous())
+            else:
+                hx = h0
+        out, h_n = self.rnn(packed, hx)
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        c_n = None
+        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+            h_n, c_n = h_n
         top = h_n.view(c.num_layers, c.directions, ids.shape[0], c.hidden_size)[-1]
         final = top.permute(1, 0, 2).reshape(ids.shape[0], c.output_dim)
-        return states, final
+        return states, final, h_n, c_n
 
     @classmethod
     def from_modules(

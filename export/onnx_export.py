@@ -50,8 +50,8 @@ def build_graph(model: TorchEncoder, vocab_sha256: str) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "encoder",
-        [_value_info(s) for s in contract.INPUTS],
-        [_value_info(s) for s in contract.output_specs(c.output_dim)],
+        [_value_info(s) for s in contract.input_specs(c)],
+        [_value_info(s) for s in contract.output_specs(c)],
         initializer=inits,
     )
     onnx_model = helper.make_model(

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.enums import Nonlinearity
 from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.export import graph_state
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.weights import layer_weights
 
@@ -77,22 +78,6 @@ def _mask_nodes(nodes: list, inits: list) -> None:
     ]
 
 
-def _h0(nodes: list, inits: list, hidden: int) -> None:
-    """h0 float [B, H]: zeros, the state every direction starts from."""
-    inits.append(numpy_helper.from_array(np.array([hidden], np.int64), "hidden_dim"))
-    nodes += [
-        helper.make_node("Slice", ["ids_shape", "axes_0", "i_one_1d"], ["batch_1d"]),
-        helper.make_node("Concat", ["batch_1d", "hidden_dim"], ["h0_shape"], axis=0),
-        helper.make_node(
-            "ConstantOfShape",
-            ["h0_shape"],
-            ["h0"],
-            value=numpy_helper.from_array(np.zeros(1, np.float32)),
-        ),
-    ]
-    inits.append(numpy_helper.from_array(np.array([1], np.int64), "i_one_1d"))
-
-
 def _projection(
     model: TorchEncoder,
     name: str,
@@ -121,9 +106,17 @@ def _projection(
 
 
 def _scan(
-    model: TorchEncoder, name: str, d: int, weights: tuple, x: str | None, nodes: list, inits: list
+    model: TorchEncoder,
+    name: str,
+    d: int,
+    weights: tuple,
+    x: str | None,
+    h0: str,
+    nodes: list,
+    inits: list,
 ):
-    """Direction ``d`` (1: backward) of one layer: Y [S, B, H] in time order, final h [B, H]."""
+    """Direction ``d`` (1: backward) of one layer from ``h0`` [B, H]: Y [S, B, H] in time
+    order, final h [B, H] (at each text's true end; for the backward direction, at position 0)."""
     w, r, b = (a[d] for a in weights)
     hidden = model.config.hidden_size
     p = _projection(model, name, w, b[:hidden] + b[hidden:], x, nodes, inits)
@@ -134,7 +127,7 @@ def _scan(
     nodes.append(
         helper.make_node(
             "Scan",
-            ["h0", p, "mask"],
+            [h0, p, "mask"],
             [f"{name}_h", f"{name}_Y"],
             name=f"{name}_scan",
             num_scan_inputs=2,
@@ -156,7 +149,8 @@ def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
     c = model.config
     nodes.append(helper.make_node("Transpose", [contract.IDS.name], ["ids_t"], perm=[1, 0]))
     _mask_nodes(nodes, inits)
-    _h0(nodes, inits, c.hidden_size)
+    h0_all = graph_state.initial_states(c, nodes, inits)[contract.INITIAL_H]  # [L*D, B, H]
+    finals: list[str] = []
     x = None  # the first layer gathers its projection from the folded table
     if not fold_first_layer(model):
         emb = model.embedding.weight.detach().cpu().numpy().astype(np.float32)
@@ -165,10 +159,15 @@ def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
         x = "x0"
     for layer in range(c.num_layers):
         weights = layer_weights(model, layer)
-        outs = [
-            _scan(model, f"l{layer}" + ("_reverse" if d else ""), d, weights, x, nodes, inits)
-            for d in range(c.directions)
-        ]
+        outs = []
+        for d in range(c.directions):
+            name = f"l{layer}" + ("_reverse" if d else "")
+            row = layer * c.directions + d  # this layer and direction's row of h0
+            inits.append(numpy_helper.from_array(np.array(row, np.int64), f"{name}_row"))
+            nodes.append(helper.make_node("Gather", [h0_all, f"{name}_row"], [f"{name}_h0"]))
+            outs.append(_scan(model, name, d, weights, x, f"{name}_h0", nodes, inits))
+            nodes.append(helper.make_node("Unsqueeze", [outs[-1][1], "axes_0"], [f"{name}_hn"]))
+            finals.append(f"{name}_hn")
         ys, hs = [o[0] for o in outs], [o[1] for o in outs]
         x = f"x{layer + 1}"
         nodes.append(
@@ -182,3 +181,4 @@ def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
         if len(hs) > 1
         else helper.make_node("Identity", hs, [contract.FINAL])
     )
+    graph_state.final_states({contract.FINAL_H: finals}, nodes)

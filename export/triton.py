@@ -36,7 +36,10 @@ def config_text(bundle: Bundle, name: str, kind: Kind | str, max_batch_size: int
     """config.pbtxt for ``bundle``'s graph; I/O from the contract, the batch axis implicit."""
     if max_batch_size < 1:
         raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
-    specs = contract.output_specs(bundle.model.output_dim)
+    # The state tensors (optional initial state, final state) are batch-second, PyTorch's
+    # layout, which Triton's batcher cannot stack: left out, the graph starts from zeros.
+    inputs = contract.batch_major(contract.input_specs(bundle.model))
+    outputs = contract.batch_major(contract.output_specs(bundle.model))
     return "\n".join(
         [
             "# encoder-export triton, from the bundle whose bundle.json has sha256",
@@ -46,8 +49,8 @@ def config_text(bundle: Bundle, name: str, kind: Kind | str, max_batch_size: int
             'platform: "onnxruntime_onnx"',
             "# Parity with eager PyTorch was verified on batches of 1 to 64 (docs/exporter.md).",
             f"max_batch_size: {max_batch_size}",
-            _tensors("input", contract.INPUTS),
-            _tensors("output", specs),
+            _tensors("input", inputs),
+            _tensors("output", outputs),
             "# 0: a batch takes what queued while the instance was busy and an idle request waits",
             "# for nothing. encoder-serve measured a 1 ms wait at +5-10% throughput (within noise)",
             "# for a millisecond on every idle request (docs/performance.md); here a wait gains",

@@ -14,6 +14,7 @@ import onnx
 import torch
 
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.onnx_export import expected_recurrent_ops
 from zh_rnn_encoder.runtime.session import Session
@@ -53,10 +54,13 @@ class Report:
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
+_DATA_INPUTS = (contract.IDS, contract.LENGTHS)
+
+
 def check_structure(graph: onnx.ModelProto, model: TorchEncoder) -> list[Mismatch]:
     """Named, typed I/O with symbolic batch/seq axes, and exactly one recurrent op per layer."""
     out = []
-    want = (*contract.INPUTS, *contract.output_specs(model.config.output_dim))
+    want = (*contract.input_specs(model.config), *contract.output_specs(model.config))
     got = [*graph.graph.input, *graph.graph.output]
     for spec, vi in zip(want, got):
         dims = tuple(d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim)
@@ -89,19 +93,39 @@ def random_batch(
     return ids, lengths
 
 
+def random_state(
+    rng: np.random.Generator, config: ModelConfig, batch: int
+) -> dict[str, np.ndarray]:
+    """A random initial state per row, for every state input of the contract."""
+    n = config.num_layers * config.directions
+    names = [spec.name for spec in contract.input_specs(config)[len(_DATA_INPUTS) :]]
+    return {
+        k: rng.standard_normal((n, batch, config.hidden_size)).astype(np.float32) for k in names
+    }
+
+
 def _eager(
-    model: TorchEncoder, ids: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    model: TorchEncoder, ids: np.ndarray, lengths: np.ndarray, initial: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    t = {k: torch.from_numpy(v) for k, v in initial.items()}
     with torch.no_grad():
-        s, f = model(torch.from_numpy(ids), torch.from_numpy(lengths))
-    return s.numpy(), f.numpy()
+        s, f, h, c = model.forward_state(
+            torch.from_numpy(ids),
+            torch.from_numpy(lengths),
+            t.get(contract.INITIAL_H),
+            t.get(contract.INITIAL_C),
+        )
+    out = {contract.STATES: s, contract.FINAL: f, contract.FINAL_H: h, contract.FINAL_C: c}
+    return {k: v.numpy() for k, v in out.items() if v is not None}
 
 
-def _compare(report: Report, where: str, got: tuple, want: tuple, atol: float) -> None:
-    for name, g, w in zip((contract.STATES, contract.FINAL), got, want):
-        if g.shape != w.shape:
+def _compare(report: Report, where: str, got: dict, want: dict, atol: float) -> None:
+    for name, w in want.items():
+        g = got.get(name)
+        if g is None or g.shape != w.shape:
+            shape = None if g is None else g.shape
             report.mismatches.append(
-                Mismatch("shape", f"{where} {name}", f"onnx {g.shape} vs eager {w.shape}")
+                Mismatch("shape", f"{where} {name}", f"onnx {shape} vs eager {w.shape}")
             )
             continue
         err = float(np.abs(g - w).max()) if g.size else 0.0
@@ -112,16 +136,32 @@ def _compare(report: Report, where: str, got: tuple, want: tuple, atol: float) -
             )
 
 
+def _row(out: dict[str, np.ndarray], i: int, n: int) -> dict[str, np.ndarray]:
+    """Row ``i`` of every output: its first ``n`` token states, its vector, its states."""
+    return {
+        k: v[i, :n] if k == contract.STATES else v[i] if k == contract.FINAL else v[:, i]
+        for k, v in out.items()
+    }
+
+
 def _invariance(
-    report: Report, run: Callable, where: str, ids: np.ndarray, lengths: np.ndarray, batched: tuple
+    report: Report,
+    run: Callable,
+    where: str,
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    initial: dict[str, np.ndarray],
+    batched: dict[str, np.ndarray],
 ) -> None:
-    """Each row alone (unpadded) must equal its row in the padded batch, both directions."""
+    """Each row alone (unpadded, from its own initial state) must equal its row in the padded
+    batch of mixed states, both directions, every output."""
     for i in range(len(lengths)):
         n = int(lengths[i])
-        s, f = run(ids[i : i + 1, :n], lengths[i : i + 1])
-        err = max(
-            float(np.abs(s[0] - batched[0][i, :n]).max()), float(np.abs(f[0] - batched[1][i]).max())
+        alone = run(
+            ids[i : i + 1, :n], lengths[i : i + 1], {k: v[:, i : i + 1] for k, v in initial.items()}
         )
+        a, b = _row(alone, 0, n), _row(batched, i, n)
+        err = max(float(np.abs(a[k] - b[k]).max()) for k in a)
         report.max_invariance_err = max(report.max_invariance_err, err)
         if not err <= contract.BATCH_INVARIANCE_ATOL:
             report.mismatches.append(
@@ -159,21 +199,25 @@ def verify(
 ) -> Report:
     """Runs every check; raises VerificationError listing all mismatches, else returns a Report."""
     report = Report(mismatches=check_structure(graph, model))
-    run = Session(graph.SerializeToString(), threads=1).run
+    run = Session(graph.SerializeToString(), threads=1).run_state
 
     rng = np.random.default_rng(seed)
     cases = shape_cases(rng, batches, seqs, n_random)
     for k, (b, s) in enumerate(cases):
         where = f"batch={b} seq={s}"
         ids, lengths = random_batch(rng, model.config.vocab_size, b, s)
+        # every other case from a random initial state per row (zeros, the default, otherwise)
+        initial = random_state(rng, model.config, b) if k % 2 else {}
+        if initial:
+            where += " random initial state"
         try:
-            got = run(ids, lengths)
+            got = run(ids, lengths, initial)
         except Exception as e:  # a frozen axis makes onnxruntime refuse other shapes
             report.mismatches.append(Mismatch("shape", where, f"onnxruntime failed: {e}"))
             continue
-        _compare(report, where, got, _eager(model, ids, lengths), atol)
+        _compare(report, where, got, _eager(model, ids, lengths, initial), atol)
         if b > 1 and k % invariance_every == 0:
-            _invariance(report, run, where, ids, lengths, got)
+            _invariance(report, run, where, ids, lengths, initial, got)
         report.cases += 1
         if progress:
             progress(f"verify {k + 1}/{len(cases)} {where} max_err={report.max_abs_err:.2e}")

@@ -71,8 +71,18 @@ def test_graph_is_native_ops_with_dynamic_axes() -> None:
     )
     g = build_graph(model, "0" * 64)
     assert [n.op_type for n in g.graph.node].count("LSTM") == 2
-    dims = [[d.dim_param for d in vi.type.tensor_type.shape.dim] for vi in g.graph.input]
-    assert dims == [["batch", "seq"], ["batch"]]
+    dims = [
+        [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in g.graph.input
+    ]
+    # ids, lengths, then h0 and c0 [layers * directions, 1 or batch, hidden], optional: the graph
+    # holds zeros of batch 1 for them
+    assert dims == [["batch", "seq"], ["batch"], [2, "state_batch", 8], [2, "state_batch", 8]]
+    defaults = {t.name: t.dims for t in g.graph.initializer if t.name in ("h0", "c0")}
+    assert defaults == {"h0": [2, 1, 8], "c0": [2, 1, 8]}
+    outputs = [
+        [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in g.graph.output
+    ]
+    assert outputs == [["batch", "seq", 8], ["batch", 8], [2, "batch", 8], [2, "batch", 8]]
     assert check_structure(g, model) == []
 
 
@@ -94,7 +104,7 @@ def test_every_mismatch_is_listed() -> None:
     g = build_graph(init_model(c, 0), "0" * 64)
     with pytest.raises(VerificationError) as e:
         verify(g, init_model(c, 1), batches=(1, 2), seqs=(3, 5), n_random=0)
-    assert len(e.value.mismatches) == 8  # 4 shapes x (states, final)
+    assert len(e.value.mismatches) == 12  # 4 shapes x (states, final, h_n)
     assert all(m.check == "parity" for m in e.value.mismatches)
 
 

@@ -77,7 +77,7 @@ def test_generic_codec_on_a_config() -> None:
         ),
         (
             lambda m: {**m, "format_version": 1},
-            "v1, this runtime reads 'zh-rnn-encoder-bundle' v2",
+            "v1, this runtime reads 'zh-rnn-encoder-bundle' v3",
         ),
     ],
 )

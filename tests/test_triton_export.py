@@ -76,7 +76,16 @@ def test_config_parses_with_tritons_proto_and_names_the_graphs_io(
 
     assert cfg["name"] == "zh-enc" and cfg["platform"] == "onnxruntime_onnx"
     assert cfg["max_batch_size"] == 32
-    for field, values in (("input", graph.input), ("output", graph.output)):
+    # Triton stacks requests along the first axis: the config names the graph's required inputs
+    # (the optional initial state has a default in the graph) and its batch-first outputs (the
+    # final state is [layers*directions, batch, hidden]).
+    defaults = {t.name for t in graph.initializer}
+    required = [t for t in graph.input if t.name not in defaults]
+    assert all(t.name in defaults for t in graph.input[len(required) :])
+    batch = required[0].type.tensor_type.shape.dim[0].dim_param
+    batch_first = [t for t in graph.output if t.type.tensor_type.shape.dim[0].dim_param == batch]
+    assert len(batch_first) == 2 and len(graph.output) > 2
+    for field, values in (("input", required), ("output", batch_first)):
         got = [(t["name"], t["data_type"]) for t in cfg[field]]
         assert got == [(n, t) for n, t, _ in _graph_io(values)]
         for t, (_, _, dims) in zip(cfg[field], _graph_io(values)):

@@ -166,7 +166,7 @@ def _check_consistency(b: Bundle) -> list[str]:
             f"{contract.MANIFEST_FILE}: made with jieba {m.tokenizer.jieba_version}, installed "
             f"{installed_jieba()}: segmentation may differ"
         )
-    expected = (*contract.INPUTS, *contract.output_specs(m.model.output_dim))
+    expected = (*contract.input_specs(m.model), *contract.output_specs(m.model))
     if (*m.graph.inputs, *m.graph.outputs) != expected:
         problems.append(
             f"{contract.MANIFEST_FILE}: graph I/O {m.graph.inputs} -> {m.graph.outputs} "

@@ -6,10 +6,16 @@ Export writes from it, verification checks against it and the runtime reads by i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zh_rnn_encoder.core.manifest import ModelConfig
 
 BUNDLE_FORMAT = "zh-rnn-encoder-bundle"
-# 2: one typed manifest schema (core/manifest.py); version 1 bundles are refused, rebuild them.
-BUNDLE_FORMAT_VERSION = 2
+# 2: one typed manifest schema (core/manifest.py).
+# 3: the graph takes an initial state and returns the final state of every layer (stateful
+#    encoding); older bundles are refused, rebuild them.
+BUNDLE_FORMAT_VERSION = 3
 
 # Files of a bundle directory.
 MANIFEST_FILE = "bundle.json"
@@ -22,6 +28,8 @@ GOLDEN_ARRAYS_FILE = "golden.npz"
 # Symbolic names of the dynamic axes.
 BATCH_AXIS = "batch"
 SEQ_AXIS = "seq"
+# An initial state's batch axis: the batch's size, or 1 for one state that every row starts from.
+STATE_BATCH_AXIS = "state_batch"
 
 
 @dataclass(frozen=True)
@@ -35,21 +43,46 @@ class TensorSpec:
 
 IDS = TensorSpec("ids", "int64", (BATCH_AXIS, SEQ_AXIS))
 LENGTHS = TensorSpec("lengths", "int64", (BATCH_AXIS,))
-INPUTS = (IDS, LENGTHS)
 STATES = "states"
 FINAL = "final"
+# The recurrent state, laid out as PyTorch's h_0/h_n: [layers * directions, batch, hidden], row
+# l * directions + d for layer l, direction d (1: backward). The initial state inputs are
+# optional: the graph holds zeros of batch 1 for them (an overridable initializer), broadcast.
+INITIAL_H, INITIAL_C = "h0", "c0"  # c: LSTM's cell state
+FINAL_H, FINAL_C = "h_n", "c_n"
 
 
-def output_specs(output_dim: int) -> tuple[TensorSpec, TensorSpec]:
-    """Per-token states [batch, seq, D*H] (zeros past each length) and the final state [batch, D*H].
+def _state_names(m: ModelConfig, h: str, c: str) -> tuple[str, ...]:
+    return (h, c) if m.cell.value == "lstm" else (h,)
 
-    The final state is the top layer's hidden state at each text's true end for the forward
-    direction, concatenated with the backward direction's state at position 0.
+
+def input_specs(m: ModelConfig) -> tuple[TensorSpec, ...]:
+    """ids [batch, seq], lengths [batch], then the optional initial state(s)."""
+    shape = (m.num_layers * m.directions, STATE_BATCH_AXIS, m.hidden_size)
+    states = (TensorSpec(n, "float32", shape) for n in _state_names(m, INITIAL_H, INITIAL_C))
+    return (IDS, LENGTHS, *states)
+
+
+def output_specs(m: ModelConfig) -> tuple[TensorSpec, ...]:
+    """Per-token states [batch, seq, D*H] (zeros past each length), the final vector [batch, D*H],
+    then the final state(s) [layers * D, batch, H].
+
+    The final vector is the top layer's hidden state at each text's true end for the forward
+    direction, concatenated with the backward direction's state at position 0; the final state
+    holds every layer's, at the same points.
     """
+    shape = (m.num_layers * m.directions, BATCH_AXIS, m.hidden_size)
+    states = (TensorSpec(n, "float32", shape) for n in _state_names(m, FINAL_H, FINAL_C))
     return (
-        TensorSpec(STATES, "float32", (BATCH_AXIS, SEQ_AXIS, output_dim)),
-        TensorSpec(FINAL, "float32", (BATCH_AXIS, output_dim)),
+        TensorSpec(STATES, "float32", (BATCH_AXIS, SEQ_AXIS, m.output_dim)),
+        TensorSpec(FINAL, "float32", (BATCH_AXIS, m.output_dim)),
+        *states,
     )
+
+
+def batch_major(specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    """The tensors whose first axis is the batch (what Triton's batcher can stack)."""
+    return tuple(s for s in specs if s.shape and s.shape[0] == BATCH_AXIS)
 
 
 # Keys of the graph's ONNX metadata_props: the graph itself says which vocabulary and output size

@@ -53,12 +53,19 @@ class Session:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning workers burn the cores that the event loop and jieba need between runs.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Errors only: at every load onnxruntime warns that the optional initial state (an
+        # initializer a caller may override, by design) is not folded as a constant.
+        opts.log_severity_level = 3
         source = graph if isinstance(graph, bytes) else str(graph)
         device = Device(device)
         self.ort = ort.InferenceSession(
             source, sess_options=opts, providers=[(self.provider, PROVIDER_OPTIONS[device])]
         )
         self.threads = threads
+
+        self.state_names = tuple(
+            a.name for a in self.ort.get_overridable_initializers()
+        )  # the optional initial state inputs (h0, and c0 for LSTM)
 
     def run(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """states float32 [B, S, F] (zeros past each length) and final float32 [B, F]."""
@@ -67,6 +74,15 @@ class Session:
             {contract.IDS.name: ids, contract.LENGTHS.name: lengths},
         )
         return states, final
+
+    def run_state(
+        self, ids: np.ndarray, lengths: np.ndarray, initial: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every output by name (states, final, h_n and for LSTM c_n), starting each row from
+        ``initial`` ({h0: [L*D, B or 1, H], c0: ...}; zeros for any left out)."""
+        feed = {contract.IDS.name: ids, contract.LENGTHS.name: lengths, **(initial or {})}
+        names = [o.name for o in self.ort.get_outputs()]
+        return dict(zip(names, self.ort.run(names, feed)))
 
 
 def open_session(bundle: Bundle, device: Device | str = Device.CPU, threads: int = 1) -> Session:
@@ -92,7 +108,8 @@ def check_graph(session: ort.InferenceSession, bundle: Bundle) -> list[str]:
     """The graph's declared I/O and metadata must match bundle.json and the vocabulary file."""
     problems = []
     graph = bundle.manifest.graph
-    got = [_spec_of(a) for a in (*session.get_inputs(), *session.get_outputs())]
+    args = (*session.get_inputs(), *session.get_overridable_initializers(), *session.get_outputs())
+    got = [_spec_of(a) for a in args]
     want = [*graph.inputs, *graph.outputs]
     if got != want:
         problems.append(
