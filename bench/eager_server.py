@@ -29,6 +29,11 @@ class EagerSession:
             s, f = self.model(torch.from_numpy(ids).to(self.device), torch.from_numpy(lengths))
         return s.cpu().numpy(), f.cpu().numpy()
 
+    def run_state(self, ids: np.ndarray, lengths: np.ndarray, initial: dict | None = None) -> dict:
+        """Session.run_state's outputs (the bench sends no initial states)."""
+        states, final = self.run(ids, lengths)
+        return {"states": states, "final": final}
+
 
 if __name__ == "__main__":
     # usage: python -m bench.eager_server CHECKPOINT [encoder-serve flags]

@@ -23,6 +23,8 @@ _API = {
     "TextEncoding": "zh_rnn_encoder.runtime.encoder",
     "Tokenized": "zh_rnn_encoder.runtime.encoder",
     "Limits": "zh_rnn_encoder.runtime.limits",
+    "EncoderState": "zh_rnn_encoder.runtime.state",
+    "split_text": "zh_rnn_encoder.core.boundaries",
     "Cell": "zh_rnn_encoder.core.enums",
     "Device": "zh_rnn_encoder.core.enums",
     "Pooling": "zh_rnn_encoder.core.enums",

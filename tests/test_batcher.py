@@ -18,11 +18,11 @@ class Model:
     def __init__(self) -> None:
         self.shapes: list[tuple[int, int]] = []
 
-    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, ids: np.ndarray, lengths: np.ndarray, initial=None) -> dict:
         self.shapes.append(ids.shape)
         mask = np.arange(ids.shape[1])[None] < lengths[:, None]
         states = (np.cumsum(ids * mask, axis=1) * mask)[..., None].astype(np.float32)
-        return states, states[np.arange(len(ids)), lengths - 1]
+        return {"states": states, "final": states[np.arange(len(ids)), lengths - 1]}
 
 
 def rows(*lengths: int) -> list[np.ndarray]:
@@ -92,7 +92,7 @@ def test_full_queue_is_overloaded_and_closed_is_not_ready() -> None:
 
 
 def test_model_failure_reaches_every_waiting_request() -> None:
-    def broken(ids, lengths):
+    def broken(ids, lengths, initial=None):
         raise RuntimeError("boom")
 
     async def go():
@@ -139,11 +139,11 @@ def test_a_small_request_does_not_wait_for_a_large_one() -> None:
     entered, release = threading.Event(), threading.Event()
 
     class Gated(Model):
-        def __call__(self, ids, lengths):
+        def __call__(self, ids, lengths, initial=None):
             if not self.shapes:  # the large request's first run holds until the small one queued
                 entered.set()
                 release.wait(5)
-            return super().__call__(ids, lengths)
+            return super().__call__(ids, lengths, initial)
 
     model = Gated()
 

@@ -88,6 +88,10 @@ class CountingSession:
         self.shapes.append(ids.shape)
         return self.inner.run(ids, lengths)
 
+    def run_state(self, ids, lengths, initial=None):
+        self.shapes.append(ids.shape)
+        return self.inner.run_state(ids, lengths, initial)
+
 
 def test_a_large_list_runs_within_the_token_budget(bundle, jieba_cache) -> None:
     sessions = []

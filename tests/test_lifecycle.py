@@ -197,7 +197,7 @@ def test_unexpected_failure_is_internal_with_traceback_in_log(
     healthy = encoder.session
 
     class Broken:
-        def run(self, ids, lengths):
+        def run_state(self, ids, lengths, initial=None):
             raise RuntimeError("simulated onnxruntime failure with a secret path /srv/x")
 
     try:

@@ -65,6 +65,7 @@ class Encoded:
     vector: np.ndarray  # float32 [F]
     token_vectors: np.ndarray | None  # float32 [n, F]
     truncated: bool
+    state: pb.State | None = None  # with return_state: send it back to continue the text
 
 
 @dataclass
@@ -82,6 +83,7 @@ def from_response(r: pb.EncodeResponse) -> list[Encoded]:
             to_numpy(e.sentence_vector),
             to_numpy(e.token_vectors) if e.HasField("token_vectors") else None,
             e.truncated,
+            e.state if e.HasField("state") else None,
         )
         for e in r.encodings
     ]
@@ -95,10 +97,16 @@ def encode_request(
     max_tokens: int = 0,
     token_vectors: bool = False,
     request_id: str = "",
+    initial_states: Sequence[pb.State | None] | None = None,
+    return_state: bool = False,
 ) -> pb.EncodeRequest:
     """Options as in the in-process Encoder: pooling last|mean|max, truncation none|keep_first|
-    keep_last (or first|last)."""
+    keep_last (or first|last). ``initial_states`` (one per text; None starts a text afresh) are
+    States from earlier responses, to continue those texts; ``return_state`` asks for them."""
+    states = [s if s is not None else pb.State() for s in initial_states or []]
     return pb.EncodeRequest(
+        initial_states=states,
+        return_state=return_state,
         texts=list(texts),
         pooling=POOLING_TO_PB[Pooling.parse(pooling, "pooling")],
         normalize=normalize,

@@ -16,21 +16,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.errors import NotReady, Overloaded
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
 
-RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-Reduce = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (states [n, F], final [F]) -> [F]
+# (ids [B, S], lengths [B], initial state inputs or None) -> every output of the graph by name
+RunFn = Callable[[np.ndarray, np.ndarray, dict | None], dict[str, np.ndarray]]
+# (states [n, F], final [F], the row's prior state or None) -> its vector (pooling, at delivery)
+Reduce = Callable[[np.ndarray, np.ndarray, object], np.ndarray]
+# (the row's prior state or None, its states [n, F], the run's outputs, its index in the run)
+# -> what the request gets for that row beside its vector (the state to continue from)
+OnState = Callable[[object, np.ndarray, dict, int], object]
+# the rows' prior states (None for a row without) -> the graph's initial state inputs for a run
+Stack = Callable[[list], dict[str, np.ndarray]]
 
 
 @dataclass
 class Batched:
-    """A request's rows from the model: states [n, F] per row (None unless kept), final [F]."""
+    """A request's rows from the model: states [n, F] per row (None unless kept), final [F],
+    and, when asked for, each row's state to continue from."""
 
     states: list[np.ndarray | None]
     final: list[np.ndarray]
     queue_s: float
     inference_s: float
+    continued: list | None = None
 
 
 @dataclass
@@ -40,6 +50,9 @@ class _Item:
     enqueued: float
     keep_states: bool = True
     reduce: Reduce | None = None
+    initial: list | None = None  # each row's prior state, or None
+    on_state: OnState | None = None
+    continued: list | None = None
     states: list = field(default_factory=list)
     final: list = field(default_factory=list)
     started: float | None = None
@@ -58,8 +71,9 @@ class Batcher:
         max_queued_texts: int,
         wait_s: float = 0.0,
         on_run: Callable[[int, int], None] | None = None,
+        stack: Stack | None = None,
     ) -> None:
-        self._run, self._pad = run, pad_id
+        self._run, self._pad, self._stack = run, pad_id, stack
         self._budget, self._max_queued, self._wait_s = max_batch_tokens, max_queued_texts, wait_s
         self._pending: deque[tuple[_Item, int]] = deque()  # (item, row index)
         self._wakeup = asyncio.Event()
@@ -78,12 +92,19 @@ class Batcher:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
 
     async def submit(
-        self, rows: list[np.ndarray], keep_states: bool = True, reduce: Reduce | None = None
+        self,
+        rows: list[np.ndarray],
+        keep_states: bool = True,
+        reduce: Reduce | None = None,
+        initial: list | None = None,
+        on_state: OnState | None = None,
     ) -> Batched:
         """Encode ``rows`` (int64 ids each). Without ``keep_states`` only the final states come
         back, so a run's [rows, seq, F] output is freed as soon as it is delivered; ``reduce``
-        turns each row's (states [n, F], final [F]) into the vector returned as its final, at
-        delivery (pooling), so per-token states never outlive their run."""
+        turns each row's (states [n, F], final [F], prior) into the vector returned as its final,
+        at delivery (pooling), so per-token states never outlive their run. ``initial`` gives
+        each row's prior state (None: zeros), which the constructor's ``stack`` feeds to the
+        graph; ``on_state`` makes each row's state to continue from, returned in ``continued``."""
         if self._closing:
             raise NotReady("server is shutting down")
         if self.queued_texts + len(rows) > self._max_queued:
@@ -97,6 +118,9 @@ class Batcher:
             time.perf_counter(),
             keep_states=keep_states,
             reduce=reduce,
+            initial=initial,
+            on_state=on_state,
+            continued=[None] * len(rows) if on_state else None,
             states=[None] * len(rows),
             final=[None] * len(rows),
         )
@@ -158,22 +182,23 @@ class Batcher:
         if not run:
             return
         ids, lengths = pad([item.rows[i] for item, i in run], self._pad)
+        priors = [item.initial[i] if item.initial else None for item, i in run]
+        feed = self._stack(priors) if self._stack and any(p is not None for p in priors) else None
         if self._on_run:
             self._on_run(ids.shape[0], ids.size)
         started = time.perf_counter()
         try:
-            states, final = await loop.run_in_executor(self._executor, self._run, ids, lengths)
+            out = await loop.run_in_executor(self._executor, self._run, ids, lengths, feed)
         except Exception as e:  # handed to every waiting request
             for item, _ in run:
                 if not item.future.done():
                     item.future.set_exception(e)
             return
-        self._deliver(run, states, final, started, time.perf_counter() - started)
+        self._deliver(run, out, started, time.perf_counter() - started)
 
     @staticmethod
-    def _deliver(
-        batch: list, states: np.ndarray, final: np.ndarray, started: float, took: float
-    ) -> None:
+    def _deliver(batch: list, out: dict, started: float, took: float) -> None:
+        states, final = out[contract.STATES], out[contract.FINAL]
         seen: set[int] = set()
         for j, (item, i) in enumerate(batch):
             if item.future.done():
@@ -183,14 +208,23 @@ class Batcher:
                 item.inference_s += took
                 item.started = item.started or started
             n = len(item.rows[i])
+            prior = item.initial[i] if item.initial else None
             if item.keep_states:
                 item.states[i] = states[j, :n]
             if item.reduce:
-                item.final[i] = item.reduce(states[j, :n], final[j])
+                item.final[i] = item.reduce(states[j, :n], final[j], prior)
             else:
                 item.final[i] = final[j].copy()  # a row, not a view that pins the run's array
+            if item.on_state:
+                item.continued[i] = item.on_state(prior, states[j, :n], out, j)
             item.done_rows += 1
             if item.done_rows == len(item.rows):
                 item.future.set_result(
-                    Batched(item.states, item.final, item.started - item.enqueued, item.inference_s)
+                    Batched(
+                        item.states,
+                        item.final,
+                        item.started - item.enqueued,
+                        item.inference_s,
+                        item.continued,
+                    )
                 )

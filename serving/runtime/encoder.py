@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import Bundle, load_bundle
 from zh_rnn_encoder.core.enums import Device, Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotReady
@@ -29,9 +30,17 @@ from zh_rnn_encoder.runtime.batcher import Batcher
 from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.limits import Limits
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
-from zh_rnn_encoder.runtime.pooling import pool
+from zh_rnn_encoder.runtime.pooling import pool_vector
 from zh_rnn_encoder.runtime.selftest import run_golden
 from zh_rnn_encoder.runtime.session import Session, open_session, provider_for
+from zh_rnn_encoder.runtime.state import (
+    EncoderState,
+    check_states,
+    continued,
+    pooled,
+    refuse_bidirectional,
+    stack_initial,
+)
 
 log = logging.getLogger("encoder")
 # (bundle, device, threads) -> an object with run(ids, lengths), provider and threads.
@@ -50,6 +59,7 @@ class EncodeOptions:
     truncation: Truncation = Truncation.NONE
     max_tokens: int = 0  # 0: the encoder's max_tokens_per_text
     token_vectors: bool = False
+    return_state: bool = False  # each text's EncoderState, to continue it later
 
     def __post_init__(self) -> None:
         try:
@@ -62,9 +72,10 @@ class EncodeOptions:
         if self.max_tokens < 0:
             raise InvalidInput(f"max_tokens: must not be negative, got {self.max_tokens}")
 
-    def reducer(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    def reducer(self) -> Callable[[np.ndarray, np.ndarray, object], np.ndarray] | None:
         """Pools a row as soon as its run is done, when its per-token states are not returned:
-        then no request holds per-token states beyond its run."""
+        then no request holds per-token states beyond its run. It takes (states [n, F],
+        final [F], the row's prior EncoderState or None)."""
         if self.token_vectors:
             return None
         return functools.partial(_pool_row, mode=self.pooling, normalize=self.normalize)
@@ -78,6 +89,7 @@ class TextEncoding:
     token_vectors: np.ndarray | None  # float32 [n, F], when asked for
     truncated: bool
     original_token_count: int
+    state: EncoderState | None = None  # with return_state: where to continue from
 
 
 @dataclass
@@ -231,15 +243,40 @@ class Encoder:
         truncation: Truncation | str = Truncation.NONE,
         max_tokens: int = 0,
         token_vectors: bool = False,
+        initial_states: Sequence[EncoderState | None] | None = None,
+        return_state: bool = False,
     ) -> list[TextEncoding]:
         """Encode any number of texts, run in batches of at most ``max_batch_tokens`` padded
-        tokens. Each text is checked as the server checks it (characters, tokens, empty)."""
-        opt = EncodeOptions(pooling, normalize, truncation, max_tokens, token_vectors)
+        tokens. Each text is checked as the server checks it (characters, tokens, empty).
+
+        ``initial_states`` (one per text, None for a fresh start) continue earlier encodings,
+        and ``return_state`` returns each text's state to continue from (unidirectional models;
+        runtime/state.py): encoding A, then B from A's state, equals encoding A+B's tokens."""
+        opt = EncodeOptions(pooling, normalize, truncation, max_tokens, token_vectors, return_state)
         texts = list(texts)
         self.limits.check_texts(texts)
+        priors = self._priors(texts, initial_states, opt)
         segs = self._segment(texts, opt)
-        states, final = self._run_all([s.ids for s in segs], opt)
-        return self._pool(segs, states, final, opt)
+        states, final, continued = self._run_all([s.ids for s in segs], opt, priors)
+        return self._pool(segs, states, final, opt, priors, continued)
+
+    def _priors(
+        self, texts: list[str], initial: Sequence | None, opt: EncodeOptions
+    ) -> list | None:
+        """The rows' prior states, checked against this model; None when there are none."""
+        initial = list(initial or [])
+        if initial and len(initial) != len(texts):
+            raise InvalidInput(
+                f"initial_states: {len(initial)} given for {len(texts)} texts (one per text, "
+                "or none)"
+            )
+        if all(s is None for s in initial):
+            initial = []
+        if not initial and not opt.return_state:
+            return None
+        refuse_bidirectional(self.bundle.model)
+        check_states(initial, self.bundle.model, self._graph_sha256, "initial_states")
+        return initial or None
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         """Tokens and ids of each text (empty texts allowed), and how many ids are unknown."""
@@ -252,21 +289,50 @@ class Encoder:
             out.append(Tokenized(toks, ids, int((ids == vocab.unk_id).sum())))
         return out
 
-    def _run_all(self, rows: list[np.ndarray], opt: EncodeOptions) -> tuple[list, list]:
-        """Runs within the token budget; returns per-token states (token_vectors only) and per
-        row the final state or, pooled at once, the sentence vector (see reducer)."""
+    def _run_all(
+        self, rows: list[np.ndarray], opt: EncodeOptions, priors: list | None = None
+    ) -> tuple[list, list, list | None]:
+        """Runs within the token budget; returns per-token states (token_vectors only), per
+        row the final state or, pooled at once, the sentence vector (see reducer), and with
+        return_state each row's state to continue from."""
         states: list[np.ndarray | None] = [None] * len(rows)
         final: list[np.ndarray | None] = [None] * len(rows)
-        reduce = opt.reducer()
+        continued = [None] * len(rows) if opt.return_state else None
+        reduce, on_state = opt.reducer(), self._on_state(opt)
         for run in plan_runs([len(r) for r in rows], self.max_batch_tokens):
             ids, lengths = pad([rows[i] for i in run], self.bundle.vocab.pad_id)
-            s, f = self.session.run(ids, lengths)
+            own = [priors[i] if priors else None for i in run]
+            feed = self._stack(own) if any(p is not None for p in own) else None
+            out = self.session.run_state(ids, lengths, feed)
+            s, f = out[contract.STATES], out[contract.FINAL]
             for j, i in enumerate(run):
                 n = len(rows[i])
                 if opt.token_vectors:
                     states[i] = s[j, :n].copy()  # not a view pinning the whole run
-                final[i] = reduce(s[j, :n], f[j]) if reduce else f[j].copy()
-        return states, final
+                final[i] = reduce(s[j, :n], f[j], own[j]) if reduce else f[j].copy()
+                if on_state:
+                    continued[i] = on_state(own[j], s[j, :n], out, j)
+        return states, final, continued
+
+    def _stack(self, priors: list) -> dict[str, np.ndarray]:
+        return stack_initial(priors, self.bundle.model)
+
+    def _on_state(self, opt: EncodeOptions) -> Callable | None:
+        """Makes a row's EncoderState at delivery, while its per-token states exist."""
+        if not opt.return_state:
+            return None
+        model, sha = self.bundle.model, self._graph_sha256
+
+        def make(prior: object, states: np.ndarray, out: dict, j: int) -> EncoderState:
+            c_n = out.get(contract.FINAL_C)
+            cell = None if c_n is None else c_n[:, j]
+            return continued(prior, states, out[contract.FINAL_H][:, j], cell, model, sha)
+
+        return make
+
+    @property
+    def _graph_sha256(self) -> str:
+        return self.bundle.file_hashes[contract.GRAPH_FILE]
 
     # --- the serving face -------------------------------------------------------------------
 
@@ -280,31 +346,42 @@ class Encoder:
 
     @contextlib.asynccontextmanager
     async def encoded(
-        self, texts: Sequence[str], opt: EncodeOptions, wait: bool = False
+        self,
+        texts: Sequence[str],
+        opt: EncodeOptions,
+        wait: bool = False,
+        initial_states: Sequence | None = None,
     ) -> AsyncIterator[EncodeResult]:
         """One request, holding its share of the in-flight budget until the block ends (build
         the response inside it). Without ``wait``, a full budget is Overloaded at once."""
         texts = list(texts)
         need = self.admission(texts, opt)
         async with self.budget.hold(need, wait):
-            yield await self.encode_admitted(texts, opt)
+            yield await self.encode_admitted(texts, opt, initial_states)
 
     async def aencode(self, texts: Sequence[str], opt: EncodeOptions) -> EncodeResult:
         async with self.encoded(texts, opt) as result:
             return result
 
-    async def encode_admitted(self, texts: list[str], opt: EncodeOptions) -> EncodeResult:
+    async def encode_admitted(
+        self, texts: list[str], opt: EncodeOptions, initial_states: Sequence | None = None
+    ) -> EncodeResult:
         """A request that passed ``admission`` and holds its budget: tokenize (off the event loop
         when long), then the shared batcher of this event loop, then pool."""
         t0 = time.perf_counter()
+        priors = self._priors(texts, initial_states, opt)
         segs = await self._off_loop(texts, self._segment, texts, opt)
         tokens = sum(len(s.ids) for s in segs)
         self.limits.check_response(len(segs), tokens, self.output_dim, opt.token_vectors)
         tokenize_s = time.perf_counter() - t0
         batched = await self._shared_batcher().submit(
-            [s.ids for s in segs], keep_states=opt.token_vectors, reduce=opt.reducer()
+            [s.ids for s in segs],
+            keep_states=opt.token_vectors,
+            reduce=opt.reducer(),
+            initial=priors,
+            on_state=self._on_state(opt),
         )
-        encodings = self._pool(segs, batched.states, batched.final, opt)
+        encodings = self._pool(segs, batched.states, batched.final, opt, priors, batched.continued)
         return EncodeResult(encodings, tokenize_s, batched.queue_s, batched.inference_s)
 
     @contextlib.asynccontextmanager
@@ -358,12 +435,13 @@ class Encoder:
             raise NotReady("server is shutting down")
         if self._batcher is None:  # created in, and bound to, the first caller's event loop
             self._batcher = Batcher(
-                lambda ids, lengths: self.session.run(ids, lengths),
+                lambda ids, lengths, feed: self.session.run_state(ids, lengths, feed),
                 self.bundle.vocab.pad_id,
                 self.max_batch_tokens,
                 self.limits.max_queued_texts,
                 self._batch_wait_s,
                 self._on_run,
+                self._stack,
             )
             self._batcher.start()
         return self._batcher
@@ -391,21 +469,37 @@ class Encoder:
         return out
 
     @staticmethod
-    def _pool(segs: list[_Segment], states: list, final: list, opt: EncodeOptions) -> list:
+    def _pool(
+        segs: list[_Segment],
+        states: list,
+        final: list,
+        opt: EncodeOptions,
+        priors: list | None = None,
+        continued: list | None = None,
+    ) -> list:
         """``final`` holds each row's final state, or its pooled vector when opt.reducer() ran."""
         pooled = opt.reducer() is not None
         return [
             TextEncoding(
                 s.tokens,
                 s.ids,
-                fi if pooled else pool(st, fi, opt.pooling, opt.normalize),
+                fi
+                if pooled
+                else _pool_row(
+                    st, fi, priors[k] if priors else None, opt.pooling, opt.normalize
+                ),  # fmt: skip
                 st if opt.token_vectors else None,
                 len(s.ids) < s.original_count,
                 s.original_count,
+                continued[k] if continued else None,
             )
-            for s, st, fi in zip(segs, states, final)
+            for k, (s, st, fi) in enumerate(zip(segs, states, final))
         ]
 
 
-def _pool_row(states: np.ndarray, final: np.ndarray, mode: Pooling, normalize: bool) -> np.ndarray:
-    return np.array(pool(states, final, mode, normalize))  # a copy: never a view of the run
+def _pool_row(
+    states: np.ndarray, final: np.ndarray, prior: object, mode: Pooling, normalize: bool
+) -> np.ndarray:
+    """The sentence vector of everything encoded so far: the prior state's running pools and
+    this row's states; a copy, never a view of the run."""
+    return np.array(pool_vector(pooled(prior, states, final, mode), normalize))

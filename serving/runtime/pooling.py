@@ -17,6 +17,11 @@ def pool(
         v = states.mean(axis=0, dtype=np.float32)
     else:
         v = states.max(axis=0)
+    return pool_vector(v, normalize)
+
+
+def pool_vector(v: np.ndarray, normalize: bool) -> np.ndarray:
+    """A pooled vector as float32, L2-normalised when asked (a zero vector stays zero)."""
     if normalize:
         norm = float(np.linalg.norm(v))
         v = v / norm if norm > 0 else v

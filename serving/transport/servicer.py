@@ -56,7 +56,8 @@ class EncoderServicer:
     async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):
         arrived = time.perf_counter()
         encoder = self.state.ready()
-        async with encoder.encoded(list(r.texts), wire.options_of(r)) as result:  # or shed
+        options, states = wire.options_of(r), wire.states_of(r)
+        async with encoder.encoded(list(r.texts), options, initial_states=states) as result:
             self._observe(result)
             return wire.encode_response(result, r.request_id, arrived)
 
@@ -66,7 +67,7 @@ class EncoderServicer:
         arrived = time.perf_counter()
         check_parsed(r)
         encoder = self.state.ready()
-        options, texts = wire.options_of(r), list(r.texts)
+        options, texts, states = wire.options_of(r), list(r.texts), wire.states_of(r)
         need = encoder.admission(texts, options)
         await stream_budget.take(min(need, stream_budget.limit))
         try:
@@ -75,7 +76,7 @@ class EncoderServicer:
             stream_budget.give(min(need, stream_budget.limit))
             raise
         try:
-            result = await encoder.encode_admitted(texts, options)
+            result = await encoder.encode_admitted(texts, options, states)
             self._observe(result)
             return wire.encode_response(result, r.request_id, arrived), need
         except BaseException:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from zh_rnn_encoder import __version__
-from zh_rnn_encoder.codec import fill_tensor, pooling_of, truncation_of
+from zh_rnn_encoder.codec import fill_tensor, pooling_of, to_numpy, truncation_of
+from zh_rnn_encoder.core.enums import Cell
+from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
+from zh_rnn_encoder.runtime.state import EncoderState
 
 TOKENIZER_NAME = "jieba"
 
@@ -19,7 +24,52 @@ def options_of(r: pb.EncodeRequest) -> EncodeOptions:
         truncation_of(r.truncation),
         r.max_tokens,
         r.return_token_vectors,
+        r.return_state,
     )
+
+
+def states_of(r: pb.EncodeRequest) -> list[EncoderState | None]:
+    """The request's initial states (an empty State: none for that text)."""
+    return [state_of(m, f"initial_states[{i}]") for i, m in enumerate(r.initial_states)]
+
+
+def state_of(m: pb.State, where: str) -> EncoderState | None:
+    """A State message as the runtime's EncoderState; InvalidInput naming the field. Whether it
+    fits this model is the Encoder's check."""
+    if m.version == 0:
+        return None
+
+    def tensor(t: pb.Tensor, name: str) -> np.ndarray:
+        if len(t.data) != 4 * int(np.prod(t.shape)):
+            raise InvalidInput(f"{where}.{name}: {len(t.data)} bytes for shape {list(t.shape)}")
+        return to_numpy(t)
+
+    try:
+        cell = Cell(m.cell)
+    except ValueError:
+        raise InvalidInput(f"{where}.cell: unknown cell {m.cell!r}") from None
+    return EncoderState(
+        graph_sha256=m.graph_sha256,
+        cell=cell,
+        num_layers=m.num_layers,
+        hidden_size=m.hidden_size,
+        h=tensor(m.h, "h"),
+        c=tensor(m.c, "c") if m.HasField("c") else None,
+        tokens=m.tokens,
+        token_sum=np.array(m.token_sum, dtype=np.float64),
+        token_max=tensor(m.token_max, "token_max"),
+        version=m.version,
+    )
+
+
+def fill_state(m: pb.State, s: EncoderState) -> None:
+    m.version, m.graph_sha256, m.cell = s.version, s.graph_sha256, s.cell.value
+    m.num_layers, m.hidden_size, m.tokens = s.num_layers, s.hidden_size, s.tokens
+    fill_tensor(m.h, s.h)
+    if s.c is not None:
+        fill_tensor(m.c, s.c)
+    m.token_sum.extend(s.token_sum.tolist())
+    fill_tensor(m.token_max, s.token_max)
 
 
 def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:
@@ -36,6 +86,8 @@ def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.En
         fill_tensor(m.sentence_vector, e.vector)
         if e.token_vectors is not None:
             fill_tensor(m.token_vectors, e.token_vectors)
+        if e.state is not None:
+            fill_state(m.state, e.state)
     us = 1e6
     t = r.timing
     t.tokenize_us = int(res.tokenize_s * us)

@@ -38,7 +38,7 @@ class Tensor(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("texts", "pooling", "normalize", "truncation", "max_tokens", "return_token_vectors", "request_id")
+    __slots__ = ("texts", "pooling", "normalize", "truncation", "max_tokens", "return_token_vectors", "request_id", "initial_states", "return_state")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     POOLING_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,8 @@ class EncodeRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RETURN_TOKEN_VECTORS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATES_FIELD_NUMBER: _ClassVar[int]
+    RETURN_STATE_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     pooling: Pooling
     normalize: bool
@@ -53,23 +55,51 @@ class EncodeRequest(_message.Message):
     max_tokens: int
     return_token_vectors: bool
     request_id: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., truncation: _Optional[_Union[Truncation, str]] = ..., max_tokens: _Optional[int] = ..., return_token_vectors: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    initial_states: _containers.RepeatedCompositeFieldContainer[State]
+    return_state: bool
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., truncation: _Optional[_Union[Truncation, str]] = ..., max_tokens: _Optional[int] = ..., return_token_vectors: _Optional[bool] = ..., request_id: _Optional[str] = ..., initial_states: _Optional[_Iterable[_Union[State, _Mapping]]] = ..., return_state: _Optional[bool] = ...) -> None: ...
+
+class State(_message.Message):
+    __slots__ = ("version", "graph_sha256", "cell", "num_layers", "hidden_size", "h", "c", "tokens", "token_sum", "token_max")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    NUM_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
+    H_FIELD_NUMBER: _ClassVar[int]
+    C_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SUM_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MAX_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    graph_sha256: str
+    cell: str
+    num_layers: int
+    hidden_size: int
+    h: Tensor
+    c: Tensor
+    tokens: int
+    token_sum: _containers.RepeatedScalarFieldContainer[float]
+    token_max: Tensor
+    def __init__(self, version: _Optional[int] = ..., graph_sha256: _Optional[str] = ..., cell: _Optional[str] = ..., num_layers: _Optional[int] = ..., hidden_size: _Optional[int] = ..., h: _Optional[_Union[Tensor, _Mapping]] = ..., c: _Optional[_Union[Tensor, _Mapping]] = ..., tokens: _Optional[int] = ..., token_sum: _Optional[_Iterable[float]] = ..., token_max: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class Encoding(_message.Message):
-    __slots__ = ("tokens", "ids", "sentence_vector", "token_vectors", "truncated", "original_token_count")
+    __slots__ = ("tokens", "ids", "sentence_vector", "token_vectors", "truncated", "original_token_count", "state")
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     SENTENCE_VECTOR_FIELD_NUMBER: _ClassVar[int]
     TOKEN_VECTORS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     tokens: _containers.RepeatedScalarFieldContainer[str]
     ids: _containers.RepeatedScalarFieldContainer[int]
     sentence_vector: Tensor
     token_vectors: Tensor
     truncated: bool
     original_token_count: int
-    def __init__(self, tokens: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[int]] = ..., sentence_vector: _Optional[_Union[Tensor, _Mapping]] = ..., token_vectors: _Optional[_Union[Tensor, _Mapping]] = ..., truncated: _Optional[bool] = ..., original_token_count: _Optional[int] = ...) -> None: ...
+    state: State
+    def __init__(self, tokens: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[int]] = ..., sentence_vector: _Optional[_Union[Tensor, _Mapping]] = ..., token_vectors: _Optional[_Union[Tensor, _Mapping]] = ..., truncated: _Optional[bool] = ..., original_token_count: _Optional[int] = ..., state: _Optional[_Union[State, _Mapping]] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("tokenize_us", "queue_us", "inference_us", "total_us")

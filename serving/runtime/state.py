@@ -1,0 +1,134 @@
+"""Resumable encoding: where an encoding stopped, and how to continue it with the next tokens.
+
+An RNN's whole memory of a text is its state. Encoding the tokens of A, then continuing from
+A's returned state with the tokens of B, gives the states of encoding A+B at once (forward
+direction; a bidirectional model's backward pass needs the whole text, so it refuses). For MEAN
+and MAX pooling to continue too, a state carries the token count, the running sum (float64, so
+that a very long text's mean stays exact to float32) and the running maximum of the top layer's
+per-token states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Cell, Pooling
+from zh_rnn_encoder.core.errors import InvalidInput
+from zh_rnn_encoder.core.manifest import ModelConfig
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EncoderState:
+    graph_sha256: str  # the model.onnx it came from: another model's state is refused
+    cell: Cell
+    num_layers: int
+    hidden_size: int
+    h: np.ndarray  # float32 [num_layers, hidden_size]
+    c: np.ndarray | None  # float32 [num_layers, hidden_size], LSTM only
+    tokens: int  # tokens encoded so far
+    token_sum: np.ndarray  # float64 [hidden_size]: sum of the top layer's per-token states
+    token_max: np.ndarray  # float32 [hidden_size]: their maximum (-inf before any token)
+    version: int = STATE_VERSION
+
+    def initial(self) -> dict[str, np.ndarray]:
+        """The graph's initial state inputs for this one row: {h0: [L, 1, H], c0: ...}."""
+        out = {contract.INITIAL_H: self.h[:, None, :]}
+        if self.c is not None:
+            out[contract.INITIAL_C] = self.c[:, None, :]
+        return out
+
+
+def check_states(
+    states: list[EncoderState | None], model: ModelConfig, graph_sha256: str, field: str
+) -> None:
+    """InvalidInput naming ``field[i]`` unless every state continues this very model."""
+    for i, s in enumerate(states):
+        if s is None:
+            continue
+        where = f"{field}[{i}]"
+        if s.version != STATE_VERSION:
+            raise InvalidInput(
+                f"{where}: state version {s.version}, this server reads {STATE_VERSION}"
+            )
+        if s.graph_sha256 != graph_sha256:
+            raise InvalidInput(
+                f"{where}: the state comes from another model (graph sha256 "
+                f"{s.graph_sha256[:12]}…, this server's {graph_sha256[:12]}…)"
+            )
+        shape = (model.num_layers, model.hidden_size)
+        bad_c = (s.c is not None) != (model.cell is Cell.LSTM)  # c: LSTM only
+        if s.cell is not model.cell or s.h.shape != shape or bad_c:
+            raise InvalidInput(f"{where}: not a state of this {model.cell.value} {shape} model")
+        if s.c is not None and s.c.shape != shape:
+            raise InvalidInput(f"{where}.c: shape {s.c.shape}, want {shape}")
+        if s.token_sum.shape != (model.hidden_size,) or s.token_max.shape != (model.hidden_size,):
+            raise InvalidInput(f"{where}: running sum and max must have {model.hidden_size} values")
+        if s.tokens < 0:
+            raise InvalidInput(f"{where}.tokens: must not be negative")
+
+
+def refuse_bidirectional(model: ModelConfig) -> None:
+    if model.bidirectional:
+        raise InvalidInput(
+            "initial and returned states: this model is bidirectional, and its backward direction "
+            "needs the whole text, so an encoding cannot be continued; send the whole text"
+        )
+
+
+def stack_initial(rows: list[EncoderState | None], model: ModelConfig) -> dict[str, np.ndarray]:
+    """The graph's initial state inputs for a run: zeros for rows without a state."""
+    shape = (model.num_layers, len(rows), model.hidden_size)
+    names = [contract.INITIAL_H] + ([contract.INITIAL_C] if model.cell is Cell.LSTM else [])
+    out = {n: np.zeros(shape, np.float32) for n in names}
+    for j, s in enumerate(rows):
+        if s is not None:
+            for n, v in s.initial().items():
+                out[n][:, j] = v[:, 0]
+    return out
+
+
+def continued(
+    prior: EncoderState | None,
+    states: np.ndarray,
+    h_n: np.ndarray,
+    c_n: np.ndarray | None,
+    model: ModelConfig,
+    graph_sha256: str,
+) -> EncoderState:
+    """The state after ``prior`` (None: the start) and this row's per-token states [n, H]."""
+    n = states.shape[0]
+    total = states.sum(axis=0, dtype=np.float64)
+    most = states.max(axis=0) if n else np.full(model.hidden_size, -np.inf, np.float32)
+    if prior is not None:
+        total = total + prior.token_sum
+        most = np.maximum(most, prior.token_max)
+    return EncoderState(
+        graph_sha256=graph_sha256,
+        cell=model.cell,
+        num_layers=model.num_layers,
+        hidden_size=model.hidden_size,
+        h=np.ascontiguousarray(h_n, dtype=np.float32),
+        c=None if c_n is None else np.ascontiguousarray(c_n, dtype=np.float32),
+        tokens=(prior.tokens if prior else 0) + n,
+        token_sum=total,
+        token_max=most.astype(np.float32),
+    )
+
+
+def pooled(
+    prior: EncoderState | None, states: np.ndarray, final: np.ndarray, mode: Pooling
+) -> np.ndarray:
+    """The sentence vector of everything encoded so far (before normalisation)."""
+    if mode is Pooling.LAST or prior is None or prior.tokens == 0:
+        if mode is Pooling.LAST:
+            return final
+        return states.mean(axis=0, dtype=np.float32) if mode is Pooling.MEAN else states.max(0)
+    if mode is Pooling.MEAN:
+        n = prior.tokens + states.shape[0]
+        return ((prior.token_sum + states.sum(axis=0, dtype=np.float64)) / n).astype(np.float32)
+    return np.maximum(prior.token_max, states.max(axis=0))
