@@ -179,6 +179,34 @@ class EncoderClient:
     def encode_stream(self, requests: Iterable[pb.EncodeRequest]) -> Iterator[pb.EncodeResponse]:
         return self.stub.EncodeStream(iter(requests), timeout=self.timeout, metadata=self.metadata)
 
+    def encode_document(
+        self,
+        pieces: Iterable[str],
+        pooling: Pooling | str = Pooling.LAST,
+        normalize: bool = False,
+        initial_state: pb.State | None = None,
+        request_id: str = "",
+    ) -> pb.DocumentEncoding:
+        """A document of any length in pieces (each at most the server's max_chars_per_text,
+        cut anywhere); vector: to_numpy(result.sentence_vector); result.state continues it."""
+
+        def requests() -> Iterator[pb.DocumentPiece]:
+            first = True
+            for text in pieces:
+                if first:
+                    yield pb.DocumentPiece(
+                        text=text,
+                        pooling=POOLING_TO_PB[Pooling.parse(pooling, "pooling")],
+                        normalize=normalize,
+                        initial_state=initial_state,
+                        request_id=request_id,
+                    )
+                    first = False
+                else:
+                    yield pb.DocumentPiece(text=text)
+
+        return self.stub.EncodeDocument(requests(), metadata=self.metadata)
+
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         r = self.stub.Tokenize(
             pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout, metadata=self.metadata

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.runtime.admission import MB, Budget, estimate, estimate_tokenize
 from zh_rnn_encoder.runtime.batcher import Batcher
 from zh_rnn_encoder.runtime.cpus import available_cpus
+from zh_rnn_encoder.runtime.document import DEFAULT_CHUNK_TOKENS, Document, DocumentEncoding
 from zh_rnn_encoder.runtime.limits import Limits
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
 from zh_rnn_encoder.runtime.pooling import pool_vector
@@ -277,6 +278,81 @@ class Encoder:
         refuse_bidirectional(self.bundle.model)
         check_states(initial, self.bundle.model, self._graph_sha256, "initial_states")
         return initial or None
+
+    def encode_document(
+        self,
+        pieces: Iterable[str],
+        *,
+        pooling: Pooling | str = Pooling.LAST,
+        normalize: bool = False,
+        initial_state: EncoderState | None = None,
+        max_tokens: int = 0,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    ) -> DocumentEncoding:
+        """One document of any length, given in pieces of at most max_chars_per_text characters
+        (cut anywhere: a word split between pieces is joined), in constant memory: the pooled
+        vector of all its tokens and the state to continue it (runtime/document.py).
+        ``max_tokens`` caps the document's tokens (0: no cap). Unidirectional models only."""
+        opt = EncodeOptions(pooling, normalize, return_state=True)
+        doc = self._document(initial_state, chunk_tokens, max_tokens)
+        for piece in pieces:
+            for chunk in doc.feed(piece):
+                self._run_chunk(doc, chunk, opt)
+        for chunk in doc.finish():
+            self._run_chunk(doc, chunk, opt)
+        return doc.result()
+
+    def _document(
+        self, initial: EncoderState | None, chunk_tokens: int, max_tokens: int
+    ) -> Document:
+        refuse_bidirectional(self.bundle.model)
+        check_states([initial], self.bundle.model, self._graph_sha256, "initial_state")
+        if chunk_tokens < 1 or max_tokens < 0:
+            raise InvalidInput("chunk_tokens must be positive and max_tokens not negative")
+        vocab, tokenizer = self.bundle.vocab, self.tokenizer
+        return Document(
+            lambda text: vocab.encode(tokenizer.tokenize(text)),
+            initial,
+            chunk_tokens,
+            max_piece_chars=self.limits.max_chars_per_text,
+            max_carry_chars=self.limits.max_chars_per_text,
+            max_tokens=max_tokens,
+        )
+
+    def _run_chunk(self, doc: Document, chunk: np.ndarray, opt: EncodeOptions) -> None:
+        _, final, states = self._run_all([chunk], opt, [doc.state])
+        doc.advance(chunk, states[0], final[0])
+
+    async def aencode_document(
+        self,
+        pieces: AsyncIterator[str],
+        opt: EncodeOptions,
+        initial_state: EncoderState | None = None,
+        max_tokens: int = 0,
+    ) -> DocumentEncoding:
+        """encode_document for servers: pieces tokenized off the event loop, chunks of
+        max_batch_tokens through the shared batcher, each holding its share of the in-flight
+        budget (waiting for it: a document is a stream, it slows down rather than fails)."""
+        opt = EncodeOptions(opt.pooling, opt.normalize, return_state=True)
+        doc = self._document(initial_state, self.max_batch_tokens, max_tokens)
+        async for piece in pieces:
+            for chunk in await self._off_loop([piece], lambda p=piece: list(doc.feed(p))):
+                await self._arun_chunk(doc, chunk, opt)
+        for chunk in list(doc.finish()):
+            await self._arun_chunk(doc, chunk, opt)
+        return doc.result()
+
+    async def _arun_chunk(self, doc: Document, chunk: np.ndarray, opt: EncodeOptions) -> None:
+        need = len(chunk) * (8 * self.output_dim + 64)  # the run's states and its ids, padded
+        async with self.budget.hold(min(need, self.budget.limit), wait=True):
+            b = await self._shared_batcher().submit(
+                [chunk],
+                keep_states=False,
+                reduce=opt.reducer(),
+                initial=[doc.state],
+                on_state=self._on_state(opt),
+            )
+        doc.advance(chunk, b.continued[0], b.final[0])
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         """Tokens and ids of each text (empty texts allowed), and how many ids are unknown."""

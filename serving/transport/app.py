@@ -145,7 +145,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     state = ServingState()
     on_refused = (lambda m, code: metrics.request(m, code, 0.0)) if metrics else None
     guards = {
-        SERVICE: Guard(closes=None, sheds=frozenset({"Encode", "Tokenize"})),
+        SERVICE: Guard(closes=None, sheds=frozenset({"Encode", "Tokenize", "EncodeDocument"})),
         # Readiness and metadata keep answering while draining (ready: false); inference closes.
         oip.SERVICE: Guard(closes=frozenset({"ModelInfer"}), sheds=frozenset({"ModelInfer"})),
     }
@@ -164,7 +164,9 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         # get UNAVAILABLE for the excess, so it is off unless asked for.
         + ([("grpc.max_concurrent_streams", n)] if (n := cfg.max_streams_per_connection) else []),
     )
-    encoder_servicer = EncoderServicer(state, metrics)
+    encoder_servicer = EncoderServicer(
+        state, metrics, cfg.max_document_tokens, cfg.document_deadline_s
+    )
     add_to_server(encoder_servicer, server)
     served = Served(cfg.model_name)
     oip.add_to_server(

@@ -40,6 +40,8 @@ class ServerConfig:
     reflection: bool = True
     workers: int = 1  # server processes on the port; 0: one per CPU this process may use
     reuse_port: bool = False  # SO_REUSEPORT: share the port with the other workers
+    max_document_tokens: int = 0  # EncodeDocument: tokens per document; 0: no cap
+    document_deadline_s: float = 3600.0  # EncodeDocument: seconds per document; 0: none
     model_name: str = "encoder"  # the model's name in the Open Inference and OpenAI protocols
     http_listen: str = ""  # host:port of the OpenAI-compatible HTTP API; empty: off
     http_port_file: Path | None = None  # written with the HTTP port once listening
@@ -89,6 +91,11 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "reflection": (str, "gRPC server reflection: on or off"),
     "workers": (int, "server processes sharing the port (SO_REUSEPORT); 0 = one per usable CPU"),
     "reuse_port": (str, "on: share the port with other processes (what --workers sets for each)"),
+    "max_document_tokens": (int, "EncodeDocument: tokens one document may hold (0: no cap)"),
+    "document_deadline_s": (
+        float,
+        "EncodeDocument: seconds one document may take, then DEADLINE_EXCEEDED (0: none)",
+    ),
     "model_name": (
         str,
         "the served model's name in the Open Inference Protocol (KServe v2) and OpenAI APIs",
@@ -189,6 +196,8 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error("--workers must not be negative")
     if cfg.max_streams_per_connection < 0:
         ap.error("--max-streams-per-connection must not be negative")
+    if cfg.max_document_tokens < 0 or cfg.document_deadline_s < 0:
+        ap.error("--max-document-tokens and --document-deadline-s must not be negative")
     if cfg.max_inflight_mb <= 0:
         ap.error("--max-inflight-mb must be positive")
     if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from zh_rnn_encoder.core.errors import Overloaded
+from zh_rnn_encoder.codec import pooling_of
+from zh_rnn_encoder.core.errors import InvalidInput, Overloaded
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.runtime.admission import MB, Budget, at_least
-from zh_rnn_encoder.runtime.encoder import EncodeResult
+from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport import wire
 from zh_rnn_encoder.transport.state import ServingState
 from zh_rnn_encoder.transport.status import check_parsed, lenient, status_of, unary
@@ -29,8 +30,18 @@ MAX_STREAM_IN_FLIGHT = 64
 class EncoderServicer:
     """Thin: every decision lives in the runtime's Encoder or the wire module."""
 
-    def __init__(self, state: ServingState, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        state: ServingState,
+        metrics: Metrics | None = None,
+        max_document_tokens: int = 0,
+        document_deadline_s: float = 0.0,
+    ) -> None:
         self.state, self.metrics = state, metrics
+        self.max_document_tokens, self.document_deadline_s = (
+            max_document_tokens,
+            document_deadline_s,
+        )
 
     def door(self, request_bytes: int) -> Exception | None:
         """Sheds a unary request by its size before it is parsed, when even its smallest
@@ -156,6 +167,47 @@ class EncoderServicer:
                 if (t := window.get_nowait()) is not None:
                     _cancel_or_give_back(t, self._give, stream_budget)
 
+    async def EncodeDocument(self, pieces: AsyncIterator, context: grpc.aio.ServicerContext):
+        """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
+        as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
+        t0, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            encoder = self.state.ready()
+            it = pieces.__aiter__()
+            try:
+                first = await it.__anext__()
+            except StopAsyncIteration:
+                raise InvalidInput("document: no pieces; send at least one") from None
+            check_parsed(first)
+
+            async def texts():
+                yield first.text
+                async for piece in it:
+                    check_parsed(piece)
+                    yield piece.text
+
+            options = EncodeOptions(pooling_of(first.pooling), first.normalize)
+            initial = wire.state_of(first.initial_state, "initial_state")
+            run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
+            deadline = self.document_deadline_s or None
+            try:
+                doc = await asyncio.wait_for(run, deadline)
+            except TimeoutError:
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
+                message = f"document_deadline_s={self.document_deadline_s:g} exceeded"
+            else:
+                if self.metrics:
+                    self.metrics.encoded(1, doc.tokens, 0.0, 0.0, 0.0)
+                return wire.document_response(doc, first.request_id)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # mapped to a status, unknown ones logged
+            code, message = status_of(e)
+        finally:
+            self.record("EncodeDocument", code, t0)
+        await context.abort(code, message)
+
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):
         async with self.state.ready().tokenized(list(r.texts)) as out:
@@ -189,6 +241,9 @@ def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
         ),
         "GetModelInfo": grpc.unary_unary_rpc_method_handler(
             servicer.GetModelInfo, lenient(pb.GetModelInfoRequest), ser
+        ),
+        "EncodeDocument": grpc.stream_unary_rpc_method_handler(
+            servicer.EncodeDocument, lenient(pb.DocumentPiece), ser
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -11,6 +11,7 @@ from zh_rnn_encoder.codec import fill_tensor, pooling_of, to_numpy, truncation_o
 from zh_rnn_encoder.core.enums import Cell
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.runtime.document import DocumentEncoding
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
 from zh_rnn_encoder.runtime.state import EncoderState
 
@@ -94,6 +95,13 @@ def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.En
     t.queue_us = int(res.queue_s * us)
     t.inference_us = int(res.inference_s * us)
     t.total_us = int((time.perf_counter() - arrived) * us)
+    return r
+
+
+def document_response(doc: DocumentEncoding, request_id: str) -> pb.DocumentEncoding:
+    r = pb.DocumentEncoding(token_count=doc.tokens, char_count=doc.chars, request_id=request_id)
+    fill_tensor(r.sentence_vector, doc.vector)
+    fill_state(r.state, doc.state)
     return r
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65ncoder/v1/encoder.proto\x12\nencoder.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x8a\x02\n\rEncodeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12$\n\x07pooling\x18\x02 \x01(\x0e\x32\x13.encoder.v1.Pooling\x12\x11\n\tnormalize\x18\x03 \x01(\x08\x12*\n\ntruncation\x18\x04 \x01(\x0e\x32\x16.encoder.v1.Truncation\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x1c\n\x14return_token_vectors\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12)\n\x0einitial_states\x18\x08 \x03(\x0b\x32\x11.encoder.v1.State\x12\x14\n\x0creturn_state\x18\t \x01(\x08\"\xed\x01\n\x05State\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0cgraph_sha256\x18\x02 \x01(\t\x12\x0c\n\x04\x63\x65ll\x18\x03 \x01(\t\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x13\n\x0bhidden_size\x18\x05 \x01(\r\x12\x1d\n\x01h\x18\x06 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x1d\n\x01\x63\x18\x07 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x0e\n\x06tokens\x18\x08 \x01(\x04\x12\x11\n\ttoken_sum\x18\t \x03(\x01\x12%\n\ttoken_max\x18\n \x01(\x0b\x32\x12.encoder.v1.Tensor\"\xd2\x01\n\x08\x45ncoding\x12\x0e\n\x06tokens\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12+\n\x0fsentence_vector\x18\x03 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12)\n\rtoken_vectors\x18\x04 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x1c\n\x14original_token_count\x18\x06 \x01(\r\x12 \n\x05state\x18\x07 \x01(\x0b\x32\x11.encoder.v1.State\"W\n\x06Timing\x12\x13\n\x0btokenize_us\x18\x01 \x01(\x04\x12\x10\n\x08queue_us\x18\x02 \x01(\x04\x12\x14\n\x0cinference_us\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\"q\n\x0e\x45ncodeResponse\x12\'\n\tencodings\x18\x01 \x03(\x0b\x32\x14.encoder.v1.Encoding\x12\"\n\x06timing\x18\x02 \x01(\x0b\x32\x12.encoder.v1.Timing\x12\x12\n\nrequest_id\x18\x03 \x01(\t\" \n\x0fTokenizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"C\n\rTokenizedText\x12\x0e\n\x06tokens\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x15\n\runknown_count\x18\x03 \x01(\r\"<\n\x10TokenizeResponse\x12(\n\x05texts\x18\x01 \x03(\x0b\x32\x19.encoder.v1.TokenizedText\"\x15\n\x13GetModelInfoRequest\"\x95\x01\n\x06Limits\x12\x1d\n\x15max_texts_per_request\x18\x01 \x01(\r\x12\x1a\n\x12max_chars_per_text\x18\x02 \x01(\r\x12\x1b\n\x13max_tokens_per_text\x18\x03 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x04 \x01(\x04\x12\x18\n\x10max_queued_texts\x18\x05 \x01(\r\"y\n\rTokenizerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03hmm\x18\x03 \x01(\x08\x12\x12\n\nwhitespace\x18\x04 \x01(\t\x12\x17\n\x0fuser_dictionary\x18\x05 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\"\xe9\x03\n\tModelInfo\x12\x0c\n\x04\x63\x65ll\x18\x01 \x01(\t\x12\x15\n\rembedding_dim\x18\x02 \x01(\r\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x15\n\rbidirectional\x18\x05 \x01(\x08\x12\x12\n\noutput_dim\x18\x06 \x01(\r\x12\x12\n\nvocab_size\x18\x07 \x01(\r\x12\x0e\n\x06pad_id\x18\x08 \x01(\x03\x12\x0e\n\x06unk_id\x18\t \x01(\x03\x12,\n\ttokenizer\x18\n \x01(\x0b\x32\x19.encoder.v1.TokenizerInfo\x12>\n\rbundle_sha256\x18\x0b \x03(\x0b\x32\'.encoder.v1.ModelInfo.BundleSha256Entry\x12\x1a\n\x12\x65xecution_provider\x18\x0c \x01(\t\x12\x18\n\x10intra_op_threads\x18\r \x01(\r\x12\"\n\x06limits\x18\x0e \x01(\x0b\x32\x12.encoder.v1.Limits\x12\x1a\n\x12golden_max_abs_err\x18\x0f \x01(\x02\x12\x16\n\x0eserver_version\x18\x10 \x01(\t\x1a\x33\n\x11\x42undleSha256Entry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*W\n\x07Pooling\x12\x17\n\x13POOLING_UNSPECIFIED\x10\x00\x12\x10\n\x0cPOOLING_LAST\x10\x01\x12\x10\n\x0cPOOLING_MEAN\x10\x02\x12\x0f\n\x0bPOOLING_MAX\x10\x03*r\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fTRUNCATION_NONE\x10\x01\x12\x19\n\x15TRUNCATION_KEEP_FIRST\x10\x02\x12\x18\n\x14TRUNCATION_KEEP_LAST\x10\x03\x32\xa4\x02\n\x07\x45ncoder\x12?\n\x06\x45ncode\x12\x19.encoder.v1.EncodeRequest\x1a\x1a.encoder.v1.EncodeResponse\x12I\n\x0c\x45ncodeStream\x12\x19.encoder.v1.EncodeRequest\x1a\x1a.encoder.v1.EncodeResponse(\x01\x30\x01\x12\x45\n\x08Tokenize\x12\x1b.encoder.v1.TokenizeRequest\x1a\x1c.encoder.v1.TokenizeResponse\x12\x46\n\x0cGetModelInfo\x12\x1f.encoder.v1.GetModelInfoRequest\x1a\x15.encoder.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65ncoder/v1/encoder.proto\x12\nencoder.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x8a\x02\n\rEncodeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12$\n\x07pooling\x18\x02 \x01(\x0e\x32\x13.encoder.v1.Pooling\x12\x11\n\tnormalize\x18\x03 \x01(\x08\x12*\n\ntruncation\x18\x04 \x01(\x0e\x32\x16.encoder.v1.Truncation\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x1c\n\x14return_token_vectors\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12)\n\x0einitial_states\x18\x08 \x03(\x0b\x32\x11.encoder.v1.State\x12\x14\n\x0creturn_state\x18\t \x01(\x08\"\xed\x01\n\x05State\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0cgraph_sha256\x18\x02 \x01(\t\x12\x0c\n\x04\x63\x65ll\x18\x03 \x01(\t\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x13\n\x0bhidden_size\x18\x05 \x01(\r\x12\x1d\n\x01h\x18\x06 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x1d\n\x01\x63\x18\x07 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x0e\n\x06tokens\x18\x08 \x01(\x04\x12\x11\n\ttoken_sum\x18\t \x03(\x01\x12%\n\ttoken_max\x18\n \x01(\x0b\x32\x12.encoder.v1.Tensor\"\xd2\x01\n\x08\x45ncoding\x12\x0e\n\x06tokens\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12+\n\x0fsentence_vector\x18\x03 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12)\n\rtoken_vectors\x18\x04 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x1c\n\x14original_token_count\x18\x06 \x01(\r\x12 \n\x05state\x18\x07 \x01(\x0b\x32\x11.encoder.v1.State\"W\n\x06Timing\x12\x13\n\x0btokenize_us\x18\x01 \x01(\x04\x12\x10\n\x08queue_us\x18\x02 \x01(\x04\x12\x14\n\x0cinference_us\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\"q\n\x0e\x45ncodeResponse\x12\'\n\tencodings\x18\x01 \x03(\x0b\x32\x14.encoder.v1.Encoding\x12\"\n\x06timing\x18\x02 \x01(\x0b\x32\x12.encoder.v1.Timing\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x94\x01\n\rDocumentPiece\x12\x0c\n\x04text\x18\x01 \x01(\t\x12$\n\x07pooling\x18\x02 \x01(\x0e\x32\x13.encoder.v1.Pooling\x12\x11\n\tnormalize\x18\x03 \x01(\x08\x12(\n\rinitial_state\x18\x04 \x01(\x0b\x32\x11.encoder.v1.State\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x9e\x01\n\x10\x44ocumentEncoding\x12+\n\x0fsentence_vector\x18\x01 \x01(\x0b\x32\x12.encoder.v1.Tensor\x12 \n\x05state\x18\x02 \x01(\x0b\x32\x11.encoder.v1.State\x12\x13\n\x0btoken_count\x18\x03 \x01(\x04\x12\x12\n\nchar_count\x18\x04 \x01(\x04\x12\x12\n\nrequest_id\x18\x05 \x01(\t\" \n\x0fTokenizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"C\n\rTokenizedText\x12\x0e\n\x06tokens\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x15\n\runknown_count\x18\x03 \x01(\r\"<\n\x10TokenizeResponse\x12(\n\x05texts\x18\x01 \x03(\x0b\x32\x19.encoder.v1.TokenizedText\"\x15\n\x13GetModelInfoRequest\"\x95\x01\n\x06Limits\x12\x1d\n\x15max_texts_per_request\x18\x01 \x01(\r\x12\x1a\n\x12max_chars_per_text\x18\x02 \x01(\r\x12\x1b\n\x13max_tokens_per_text\x18\x03 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x04 \x01(\x04\x12\x18\n\x10max_queued_texts\x18\x05 \x01(\r\"y\n\rTokenizerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03hmm\x18\x03 \x01(\x08\x12\x12\n\nwhitespace\x18\x04 \x01(\t\x12\x17\n\x0fuser_dictionary\x18\x05 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\"\xe9\x03\n\tModelInfo\x12\x0c\n\x04\x63\x65ll\x18\x01 \x01(\t\x12\x15\n\rembedding_dim\x18\x02 \x01(\r\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x15\n\rbidirectional\x18\x05 \x01(\x08\x12\x12\n\noutput_dim\x18\x06 \x01(\r\x12\x12\n\nvocab_size\x18\x07 \x01(\r\x12\x0e\n\x06pad_id\x18\x08 \x01(\x03\x12\x0e\n\x06unk_id\x18\t \x01(\x03\x12,\n\ttokenizer\x18\n \x01(\x0b\x32\x19.encoder.v1.TokenizerInfo\x12>\n\rbundle_sha256\x18\x0b \x03(\x0b\x32\'.encoder.v1.ModelInfo.BundleSha256Entry\x12\x1a\n\x12\x65xecution_provider\x18\x0c \x01(\t\x12\x18\n\x10intra_op_threads\x18\r \x01(\r\x12\"\n\x06limits\x18\x0e \x01(\x0b\x32\x12.encoder.v1.Limits\x12\x1a\n\x12golden_max_abs_err\x18\x0f \x01(\x02\x12\x16\n\x0eserver_version\x18\x10 \x01(\t\x1a\x33\n\x11\x42undleSha256Entry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*W\n\x07Pooling\x12\x17\n\x13POOLING_UNSPECIFIED\x10\x00\x12\x10\n\x0cPOOLING_LAST\x10\x01\x12\x10\n\x0cPOOLING_MEAN\x10\x02\x12\x0f\n\x0bPOOLING_MAX\x10\x03*r\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fTRUNCATION_NONE\x10\x01\x12\x19\n\x15TRUNCATION_KEEP_FIRST\x10\x02\x12\x18\n\x14TRUNCATION_KEEP_LAST\x10\x03\x32\xf1\x02\n\x07\x45ncoder\x12?\n\x06\x45ncode\x12\x19.encoder.v1.EncodeRequest\x1a\x1a.encoder.v1.EncodeResponse\x12I\n\x0c\x45ncodeStream\x12\x19.encoder.v1.EncodeRequest\x1a\x1a.encoder.v1.EncodeResponse(\x01\x30\x01\x12\x45\n\x08Tokenize\x12\x1b.encoder.v1.TokenizeRequest\x1a\x1c.encoder.v1.TokenizeResponse\x12\x46\n\x0cGetModelInfo\x12\x1f.encoder.v1.GetModelInfoRequest\x1a\x15.encoder.v1.ModelInfo\x12K\n\x0e\x45ncodeDocument\x12\x19.encoder.v1.DocumentPiece\x1a\x1c.encoder.v1.DocumentEncoding(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_BUNDLESHA256ENTRY']._loaded_options = None
   _globals['_MODELINFO_BUNDLESHA256ENTRY']._serialized_options = b'8\001'
-  _globals['_POOLING']._serialized_start=1960
-  _globals['_POOLING']._serialized_end=2047
-  _globals['_TRUNCATION']._serialized_start=2049
-  _globals['_TRUNCATION']._serialized_end=2163
+  _globals['_POOLING']._serialized_start=2272
+  _globals['_POOLING']._serialized_end=2359
+  _globals['_TRUNCATION']._serialized_start=2361
+  _globals['_TRUNCATION']._serialized_end=2475
   _globals['_TENSOR']._serialized_start=40
   _globals['_TENSOR']._serialized_end=77
   _globals['_ENCODEREQUEST']._serialized_start=80
@@ -49,22 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMING']._serialized_end=888
   _globals['_ENCODERESPONSE']._serialized_start=890
   _globals['_ENCODERESPONSE']._serialized_end=1003
-  _globals['_TOKENIZEREQUEST']._serialized_start=1005
-  _globals['_TOKENIZEREQUEST']._serialized_end=1037
-  _globals['_TOKENIZEDTEXT']._serialized_start=1039
-  _globals['_TOKENIZEDTEXT']._serialized_end=1106
-  _globals['_TOKENIZERESPONSE']._serialized_start=1108
-  _globals['_TOKENIZERESPONSE']._serialized_end=1168
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1170
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1191
-  _globals['_LIMITS']._serialized_start=1194
-  _globals['_LIMITS']._serialized_end=1343
-  _globals['_TOKENIZERINFO']._serialized_start=1345
-  _globals['_TOKENIZERINFO']._serialized_end=1466
-  _globals['_MODELINFO']._serialized_start=1469
-  _globals['_MODELINFO']._serialized_end=1958
-  _globals['_MODELINFO_BUNDLESHA256ENTRY']._serialized_start=1907
-  _globals['_MODELINFO_BUNDLESHA256ENTRY']._serialized_end=1958
-  _globals['_ENCODER']._serialized_start=2166
-  _globals['_ENCODER']._serialized_end=2458
+  _globals['_DOCUMENTPIECE']._serialized_start=1006
+  _globals['_DOCUMENTPIECE']._serialized_end=1154
+  _globals['_DOCUMENTENCODING']._serialized_start=1157
+  _globals['_DOCUMENTENCODING']._serialized_end=1315
+  _globals['_TOKENIZEREQUEST']._serialized_start=1317
+  _globals['_TOKENIZEREQUEST']._serialized_end=1349
+  _globals['_TOKENIZEDTEXT']._serialized_start=1351
+  _globals['_TOKENIZEDTEXT']._serialized_end=1418
+  _globals['_TOKENIZERESPONSE']._serialized_start=1420
+  _globals['_TOKENIZERESPONSE']._serialized_end=1480
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1482
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1503
+  _globals['_LIMITS']._serialized_start=1506
+  _globals['_LIMITS']._serialized_end=1655
+  _globals['_TOKENIZERINFO']._serialized_start=1657
+  _globals['_TOKENIZERINFO']._serialized_end=1778
+  _globals['_MODELINFO']._serialized_start=1781
+  _globals['_MODELINFO']._serialized_end=2270
+  _globals['_MODELINFO_BUNDLESHA256ENTRY']._serialized_start=2219
+  _globals['_MODELINFO_BUNDLESHA256ENTRY']._serialized_end=2270
+  _globals['_ENCODER']._serialized_start=2478
+  _globals['_ENCODER']._serialized_end=2847
 # @@protoc_insertion_point(module_scope)

@@ -123,6 +123,34 @@ class EncodeResponse(_message.Message):
     request_id: str
     def __init__(self, encodings: _Optional[_Iterable[_Union[Encoding, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
+class DocumentPiece(_message.Message):
+    __slots__ = ("text", "pooling", "normalize", "initial_state", "request_id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    pooling: Pooling
+    normalize: bool
+    initial_state: State
+    request_id: str
+    def __init__(self, text: _Optional[str] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., initial_state: _Optional[_Union[State, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DocumentEncoding(_message.Message):
+    __slots__ = ("sentence_vector", "state", "token_count", "char_count", "request_id")
+    SENTENCE_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHAR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    sentence_vector: Tensor
+    state: State
+    token_count: int
+    char_count: int
+    request_id: str
+    def __init__(self, sentence_vector: _Optional[_Union[Tensor, _Mapping]] = ..., state: _Optional[_Union[State, _Mapping]] = ..., token_count: _Optional[int] = ..., char_count: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
 class TokenizeRequest(_message.Message):
     __slots__ = ("texts",)
     TEXTS_FIELD_NUMBER: _ClassVar[int]

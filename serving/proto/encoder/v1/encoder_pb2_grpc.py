@@ -54,6 +54,11 @@ class EncoderStub:
                 request_serializer=encoder_dot_v1_dot_encoder__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=encoder_dot_v1_dot_encoder__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.EncodeDocument = channel.stream_unary(
+                '/encoder.v1.Encoder/EncodeDocument',
+                request_serializer=encoder_dot_v1_dot_encoder__pb2.DocumentPiece.SerializeToString,
+                response_deserializer=encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.FromString,
+                _registered_method=True)
 
 
 class EncoderServicer:
@@ -88,6 +93,15 @@ class EncoderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EncodeDocument(self, request_iterator, context):
+        """A document of any length, sent in pieces cut anywhere (each at most max_chars_per_text
+        characters): the pooled vector of all its tokens and its state, in constant memory.
+        Unidirectional models only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +124,11 @@ def add_EncoderServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=encoder_dot_v1_dot_encoder__pb2.GetModelInfoRequest.FromString,
                     response_serializer=encoder_dot_v1_dot_encoder__pb2.ModelInfo.SerializeToString,
+            ),
+            'EncodeDocument': grpc.stream_unary_rpc_method_handler(
+                    servicer.EncodeDocument,
+                    request_deserializer=encoder_dot_v1_dot_encoder__pb2.DocumentPiece.FromString,
+                    response_serializer=encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +239,33 @@ class Encoder:
             '/encoder.v1.Encoder/GetModelInfo',
             encoder_dot_v1_dot_encoder__pb2.GetModelInfoRequest.SerializeToString,
             encoder_dot_v1_dot_encoder__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EncodeDocument(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/encoder.v1.Encoder/EncodeDocument',
+            encoder_dot_v1_dot_encoder__pb2.DocumentPiece.SerializeToString,
+            encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.FromString,
             options,
             channel_credentials,
             insecure,
