@@ -35,10 +35,12 @@ step "pytest -m cuda"
 timeout 300 python3 -m pytest -m cuda tests/test_cuda.py -v -s -p no:cacheprovider
 echo "pytest rc=$?"
 
-step "--workers scaling"
-timeout 240 python3 -m bench.workers --seconds "${WORKERS_SECONDS:-4}"
-rc=$?; echo "workers rc=$rc"
-[ $rc = 0 ] || tail -n 15 bench/results/workers-*.log
+if [ -z "${SKIP_WORKERS:-}" ]; then  # SKIP_WORKERS=1: the GPU checks alone
+    step "--workers scaling"
+    timeout 240 python3 -m bench.workers --seconds "${WORKERS_SECONDS:-4}"
+    rc=$?; echo "workers rc=$rc"
+    [ $rc = 0 ] || tail -n 15 bench/results/workers-*.log
+fi
 
 step "CPU vs CUDA, in process"
 timeout 150 python3 -m bench.device --seconds 1

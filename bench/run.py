@@ -3,7 +3,7 @@
 Baselines: (1) an empty RPC (grpc.health Check) on the same server stack; (2) the tokenizer alone;
 (3) the in-process Encoder (tokenize, onnxruntime, pooling; no gRPC); (4) eager PyTorch of the
 same checkpoint behind the same gRPC server; (5) the graph alone, onnxruntime vs eager, for rnn,
-lstm and gru.
+lstm and gru. Then the protocols on one server, and document streaming by size (bench/document).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench import document
 from bench.loadgen import load_texts
 from bench.report import chart, markdown, targets
 from zh_rnn_encoder import Encoder
@@ -321,6 +322,8 @@ def main() -> int:
             "rss_peak_mb": srv.rss_peak_mb,
         }
     res["server_runs"] += protocols(bundle, threads, concs, seconds, res["servers"])
+    sizes = (1_000, 10_000) if a.quick else document.SIZES  # 100M characters: about 11 minutes
+    res["document"] = document.main(["--sizes", *map(str, sizes), "--seconds", str(seconds)])
     res["targets"] = targets(res)
     stem = "bench-quick" if a.quick else "bench"
     (OUT / f"{stem}.json").write_text(json.dumps(res, indent=1))

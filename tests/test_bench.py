@@ -22,5 +22,7 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     }
     assert all(t["value"] is not None for t in res["targets"])
     assert set(res["baselines"]) == {"tokenizer", "pipeline_1", "pipeline_32"}
+    assert [d["chars"] for d in res["document"]] == [1_000, 10_000]
+    assert all(d["tokens"] > 0 and d["rss_peak_mb"] > 0 for d in res["document"])
     assert (tmp_path / "bench-quick.png").stat().st_size > 10_000
     assert "| target |" in (tmp_path / "bench-quick.md").read_text()

@@ -92,3 +92,24 @@ def test_server_on_cuda_matches_eager(bundle_factory, jieba_cache, tokenizer, kw
     finally:
         client.close()
         srv.stop()
+
+
+@pytest.mark.parametrize("kw", [CONFIGS[0], {"cell": "lstm", "num_layers": 2, **SMALL}],
+                         ids=["rnn", "lstm2"])  # fmt: skip
+def test_states_and_documents_on_cuda_match_cpu(bundle_factory, jieba_cache, kw) -> None:
+    """The optional initial state inputs and h_n/c_n outputs on the GPU: continuing a text and
+    streaming a document give what the CPU gives."""
+    path, _ = bundle_factory(**kw)
+    gpu = Encoder.from_bundle(path, "cuda", jieba_cache_dir=jieba_cache)
+    cpu = Encoder.from_bundle(path, "cpu", threads=1, jieba_cache_dir=jieba_cache)
+    text = "".join(_texts(200))
+    got = {}
+    for name, enc in (("gpu", gpu), ("cpu", cpu)):
+        a = enc.encode([TEXTS[0]], return_state=True)[0]
+        b = enc.encode([TEXTS[2]], pooling="mean", initial_states=[a.state], return_state=True)[0]
+        doc = enc.encode_document([text[i : i + 700] for i in range(0, len(text), 700)],
+                                  pooling="mean")  # fmt: skip
+        got[name] = (b.vector, b.state.h, doc.vector)
+    errs = [float(np.abs(g - c).max()) for g, c in zip(got["gpu"], got["cpu"], strict=True)]
+    print(f"{kw or 'rnn'}: state and document, CUDA vs CPU max abs {max(errs):.3g}")
+    assert max(errs) <= contract.GOLDEN_ATOL
