@@ -28,6 +28,10 @@ class Overloaded(EncoderError):
     """Too much work is queued; retry later."""
 
 
+class DeadlineExceeded(EncoderError):
+    """A server-side time limit ran out (a document's deadline)."""
+
+
 class NotReady(EncoderError):
     """The model is not loaded yet, or the server is draining."""
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from zh_rnn_encoder.codec import pooling_of
-from zh_rnn_encoder.core.errors import InvalidInput, Overloaded
+from zh_rnn_encoder.core.errors import DeadlineExceeded, InvalidInput, Overloaded
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.runtime.admission import MB, Budget, at_least
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
@@ -167,46 +167,36 @@ class EncoderServicer:
                 if (t := window.get_nowait()) is not None:
                     _cancel_or_give_back(t, self._give, stream_budget)
 
+    @unary
     async def EncodeDocument(self, pieces: AsyncIterator, context: grpc.aio.ServicerContext):
         """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
         as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
-        t0, code = time.perf_counter(), grpc.StatusCode.OK
+        encoder = self.state.ready()
+        it = pieces.__aiter__()
         try:
-            encoder = self.state.ready()
-            it = pieces.__aiter__()
-            try:
-                first = await it.__anext__()
-            except StopAsyncIteration:
-                raise InvalidInput("document: no pieces; send at least one") from None
-            check_parsed(first)
+            first = await it.__anext__()
+        except StopAsyncIteration:
+            raise InvalidInput("document: no pieces; send at least one") from None
+        check_parsed(first)
 
-            async def texts():
-                yield first.text
-                async for piece in it:
-                    check_parsed(piece)
-                    yield piece.text
+        async def texts():
+            yield first.text
+            async for piece in it:
+                check_parsed(piece)
+                yield piece.text
 
-            options = EncodeOptions(pooling_of(first.pooling), first.normalize)
-            initial = wire.state_of(first.initial_state, "initial_state")
-            run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
-            deadline = self.document_deadline_s or None
-            try:
-                doc = await asyncio.wait_for(run, deadline)
-            except TimeoutError:
-                code = grpc.StatusCode.DEADLINE_EXCEEDED
-                message = f"document_deadline_s={self.document_deadline_s:g} exceeded"
-            else:
-                if self.metrics:
-                    self.metrics.encoded(1, doc.tokens, 0.0, 0.0, 0.0)
-                return wire.document_response(doc, first.request_id)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:  # mapped to a status, unknown ones logged
-            code, message = status_of(e)
-        finally:
-            self.record("EncodeDocument", code, t0)
-        await context.abort(code, message)
+        options = EncodeOptions(pooling_of(first.pooling), first.normalize)
+        initial = wire.state_of(first.initial_state, "initial_state")
+        run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
+        try:
+            doc = await asyncio.wait_for(run, self.document_deadline_s or None)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"document_deadline_s={self.document_deadline_s:g} exceeded"
+            ) from None
+        if self.metrics:
+            self.metrics.encoded(1, doc.tokens, 0.0, 0.0, 0.0)
+        return wire.document_response(doc, first.request_id)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):

@@ -20,6 +20,7 @@ _STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [  # the first match wi
     (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.NotReady, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 INTERNAL_MESSAGE = "internal error; the server log has the details"
 
@@ -77,7 +78,8 @@ def refusing(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
 
 
 def unary(handler: Callable) -> Callable:
-    """Maps every error to its status and records the request by method and status.
+    """Maps every error to its status and records the request by method and status; for
+    unary and client-streaming handlers (a stream of requests is never an Unparsed).
 
     The servicer provides ``record(method, code, t0)``.
     """
