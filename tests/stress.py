@@ -173,7 +173,7 @@ def probe_storm(bundle: Path, cache: Path, s: Scale, budget_mb: float) -> Result
     """Many clients of long texts (MEAN pooling), retrying RESOURCE_EXHAUSTED as the client's
     retry policy does (exponential backoff, jittered):
     the refusal must come in milliseconds, admitted work keep near the unloaded rate (8 clients,
-    no refusals), memory stay bounded."""
+    no refusals: at least 0.8 of it), memory stay bounded."""
     srv = Server(bundle, cache)
     try:
         before = reference_vector(srv.target)
@@ -226,7 +226,9 @@ def probe_storm(bundle: Path, cache: Path, s: Scale, budget_mb: float) -> Result
             m,
             {
                 "shed fast": (m["resource_exhausted_median_ms"], "<=", 50.0),
-                "throughput kept": (m["throughput_ratio"], ">=", 0.9),
+                # 0.8, as for HTTP: over 12 runs on the 2-vCPU box it measured 0.82-0.97 while the
+                # unloaded rate itself moved 456-638 texts/s; 0.9 sat inside that noise
+                "throughput kept": (m["throughput_ratio"], ">=", 0.8),
                 "memory": (m["rss_peak_mb"], "<=", srv.idle_mb + budget_mb),
                 "no deadline hit": (m["deadline_exceeded"], "==", 0),
                 "no other error": (m["other_errors"], "==", 0),

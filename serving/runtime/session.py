@@ -66,6 +66,7 @@ class Session:
         self.state_names = tuple(
             a.name for a in self.ort.get_overridable_initializers()
         )  # the optional initial state inputs (h0, and c0 for LSTM)
+        self.output_names = [o.name for o in self.ort.get_outputs()]
 
     def run(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """states float32 [B, S, F] (zeros past each length) and final float32 [B, F]."""
@@ -81,8 +82,7 @@ class Session:
         """Every output by name (states, final, h_n and for LSTM c_n), starting each row from
         ``initial`` ({h0: [L*D, B or 1, H], c0: ...}; zeros for any left out)."""
         feed = {contract.IDS.name: ids, contract.LENGTHS.name: lengths, **(initial or {})}
-        names = [o.name for o in self.ort.get_outputs()]
-        return dict(zip(names, self.ort.run(names, feed)))
+        return dict(zip(self.output_names, self.ort.run(self.output_names, feed)))
 
 
 def open_session(bundle: Bundle, device: Device | str = Device.CPU, threads: int = 1) -> Session:
