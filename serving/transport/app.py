@@ -23,10 +23,9 @@ from zh_rnn_encoder.transport import config as config_mod
 from zh_rnn_encoder.transport import memory, oip
 from zh_rnn_encoder.transport.config import ServerConfig
 from zh_rnn_encoder.transport.gate import Guard, LoadGate
-from zh_rnn_encoder.transport.oip_wire import Served
 from zh_rnn_encoder.transport.security import BearerAuth, load_tokens, server_credentials
 from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
-from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S, ServingState
+from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S, Served, ServingState
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING

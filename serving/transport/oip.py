@@ -12,8 +12,7 @@ import grpc
 from zh_rnn_encoder import __version__
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.transport import oip_wire
-from zh_rnn_encoder.transport.oip_wire import Served
-from zh_rnn_encoder.transport.state import ServingState
+from zh_rnn_encoder.transport.state import Served, ServingState
 from zh_rnn_encoder.transport.status import lenient, unary
 
 if TYPE_CHECKING:

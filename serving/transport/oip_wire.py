@@ -7,15 +7,14 @@ parameters choose the encoding options; docs/protocols.md lists every field and 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
-from zh_rnn_encoder.core.errors import InvalidInput, NotFound
+from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo
+from zh_rnn_encoder.transport.state import Served
 
-VERSION = "1"  # the one version served; a request may name it or leave it empty
 PLATFORM = "jieba_onnxruntime"
 TEXT = "TEXT"
 SENTENCE_VECTOR, TOKEN_VECTORS, TOKEN_LENGTHS, IDS = (
@@ -36,22 +35,6 @@ PARAMETERS = {
 # Scheduling hints of Triton's clients that mean nothing here; accepted and ignored.
 IGNORED_PARAMETERS = frozenset({"priority", "timeout"})
 _LEN = struct.Struct("<I")
-
-
-@dataclass(frozen=True)
-class Served:
-    """What the server calls its model on this protocol."""
-
-    name: str
-    version: str = VERSION
-
-    def check(self, name: str, version: str) -> None:
-        if name != self.name:
-            raise NotFound(f"unknown model {name!r}; this server serves {self.name!r}")
-        if version not in ("", self.version):
-            raise NotFound(
-                f"unknown version {version!r} of model {name!r}; served: {self.version!r}"
-            )
 
 
 def texts_of(r: pb.ModelInferRequest) -> list[str]:

@@ -21,9 +21,8 @@ import orjson
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.gate import refusal
-from zh_rnn_encoder.transport.oip_wire import Served
 from zh_rnn_encoder.transport.security import bearer_ok
-from zh_rnn_encoder.transport.state import ServingState
+from zh_rnn_encoder.transport.state import Served, ServingState
 from zh_rnn_encoder.transport.status import status_of
 
 if TYPE_CHECKING:

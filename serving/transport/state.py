@@ -1,4 +1,5 @@
-"""The serving state every transport consults: the self-tested Encoder once loaded, and drain.
+"""The serving state every transport consults: the self-tested Encoder once loaded, drain, and
+the served model's name (Served).
 
 Draining (SIGTERM) has two moments. From the signal, calls still arriving for ADMIT_AFTER_SIGNAL_S
 are served: they were sent before it, or so close to it that they were on their way. From then
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
-from zh_rnn_encoder.core.errors import NotReady
+from zh_rnn_encoder.core.errors import NotFound, NotReady
 from zh_rnn_encoder.runtime.encoder import Encoder
 
 # Long enough for every call sent before the signal to reach the server and its headers to be
@@ -47,3 +49,23 @@ class ServingState:
         if self.encoder is None:
             raise NotReady("model is loading; retry shortly")
         return self.encoder
+
+
+VERSION = "1"  # the one version served; a request may name it or leave it empty
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the server calls its model in the Open Inference and OpenAI protocols (--model-name),
+    and its one version."""
+
+    name: str
+    version: str = VERSION
+
+    def check(self, name: str, version: str) -> None:
+        if name != self.name:
+            raise NotFound(f"unknown model {name!r}; this server serves {self.name!r}")
+        if version not in ("", self.version):
+            raise NotFound(
+                f"unknown version {version!r} of model {name!r}; served: {self.version!r}"
+            )
