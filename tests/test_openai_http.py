@@ -134,6 +134,18 @@ def test_size_limits_are_413(served) -> None:
     assert status == 413 and "max_tokens_per_text" in json.loads(out)["error"]["message"]
 
 
+def test_a_chunked_body_is_capped_as_it_is_read(served) -> None:
+    """No Content-Length to refuse on: the body is counted as it is read, refused past the limit."""
+    u = urllib.parse.urlparse(served[0].http_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    chunks = iter([b'{"model": "encoder", "input": "'] + [b"a" * 8192] * 10 + [b'"}'])
+    conn.request("POST", "/v1/embeddings", body=chunks, headers=AUTH, encode_chunked=True)
+    r = conn.getresponse()
+    status, out = r.status, json.loads(r.read())
+    conn.close()
+    assert status == 413 and "max_message_bytes exceeded" in out["error"]["message"]
+
+
 def test_base64_is_little_endian_float32(served) -> None:
     srv, client = served
     body = json.dumps({"model": "zh-encoder", "input": TEXTS[:2], "encoding_format": "base64"})

@@ -128,16 +128,21 @@ class OpenAIApi:
         if (refused := refusal(self.state, closes=True, sheds=True)) is not None:
             return self._counted("Embeddings", error(_HTTP[refused[0]], refused[1]))
         if length is not None and length > self.max_body_bytes:
-            return self._counted("Embeddings", self.too_large(length))
+            return self.too_large(length)
         if length is not None and (shed := self.door(length)) is not None:
             return self._counted("Embeddings", _from_exception(shed))
         return None
 
     def too_large(self, length: int) -> Reply:
-        return error(
-            413,
-            f"max_message_bytes exceeded: request body of {length} bytes > {self.max_body_bytes}",
-            code="max_message_bytes",
+        """413 for a body over max_message_bytes: by its Content-Length, or as it is read."""
+        return self._counted(
+            "Embeddings",
+            error(
+                413,
+                f"max_message_bytes exceeded: request body of {length} bytes > "
+                f"{self.max_body_bytes}",
+                code="max_message_bytes",
+            ),
         )
 
     def _counted(self, method: str, reply: Reply) -> Reply:
