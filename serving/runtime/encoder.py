@@ -31,14 +31,13 @@ from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.document import DEFAULT_CHUNK_TOKENS, Document, DocumentEncoding
 from zh_rnn_encoder.runtime.limits import Limits
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
-from zh_rnn_encoder.runtime.pooling import pool_vector
+from zh_rnn_encoder.runtime.pooling import pool
 from zh_rnn_encoder.runtime.selftest import run_golden
 from zh_rnn_encoder.runtime.session import Session, open_session, provider_for
 from zh_rnn_encoder.runtime.state import (
     EncoderState,
     check_states,
     continued,
-    pooled,
     refuse_bidirectional,
     stack_initial,
 )
@@ -578,4 +577,4 @@ def _pool_row(
 ) -> np.ndarray:
     """The sentence vector of everything encoded so far: the prior state's running pools and
     this row's states; a copy, never a view of the run."""
-    return np.array(pool_vector(pooled(prior, states, final, mode), normalize))
+    return np.array(pool(states, final, mode, normalize, prior))

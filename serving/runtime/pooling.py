@@ -1,27 +1,41 @@
-"""Sentence vectors from per-token states: last state, mean or max, optionally L2-normalised."""
+"""Sentence vectors from per-token states: last state, mean or max, optionally L2-normalised,
+and, for a text continued from a state (runtime/state.py), over everything encoded so far."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zh_rnn_encoder.core.enums import Pooling
 
+if TYPE_CHECKING:
+    from zh_rnn_encoder.runtime.state import EncoderState
+
 
 def pool(
-    states: np.ndarray | None, final: np.ndarray, mode: Pooling, normalize: bool
+    states: np.ndarray | None,
+    final: np.ndarray,
+    mode: Pooling,
+    normalize: bool,
+    prior: EncoderState | None = None,
 ) -> np.ndarray:
-    """states float32 [n, F] (the text's tokens only; unused by LAST), final [F] -> [F]."""
+    """states float32 [n, F] (the text's tokens only; unused by LAST), final [F] -> [F].
+
+    With ``prior``, MEAN and MAX take in its running sum (float64) and maximum: the vector of
+    the prior tokens and these together."""
+    continued = prior is not None and prior.tokens > 0
     if mode is Pooling.LAST:
         v = final
+    elif mode is Pooling.MEAN and continued:
+        n = prior.tokens + states.shape[0]
+        v = (prior.token_sum + states.sum(axis=0, dtype=np.float64)) / n
     elif mode is Pooling.MEAN:
         v = states.mean(axis=0, dtype=np.float32)
+    elif continued:
+        v = np.maximum(prior.token_max, states.max(axis=0))
     else:
         v = states.max(axis=0)
-    return pool_vector(v, normalize)
-
-
-def pool_vector(v: np.ndarray, normalize: bool) -> np.ndarray:
-    """A pooled vector as float32, L2-normalised when asked (a zero vector stays zero)."""
     if normalize:
         norm = float(np.linalg.norm(v))
         v = v / norm if norm > 0 else v

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zh_rnn_encoder.core import contract
-from zh_rnn_encoder.core.enums import Cell, Pooling
+from zh_rnn_encoder.core.enums import Cell
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import ModelConfig
 
@@ -118,17 +118,3 @@ def continued(
         token_sum=total,
         token_max=most.astype(np.float32),
     )
-
-
-def pooled(
-    prior: EncoderState | None, states: np.ndarray, final: np.ndarray, mode: Pooling
-) -> np.ndarray:
-    """The sentence vector of everything encoded so far (before normalisation)."""
-    if mode is Pooling.LAST or prior is None or prior.tokens == 0:
-        if mode is Pooling.LAST:
-            return final
-        return states.mean(axis=0, dtype=np.float32) if mode is Pooling.MEAN else states.max(0)
-    if mode is Pooling.MEAN:
-        n = prior.tokens + states.shape[0]
-        return ((prior.token_sum + states.sum(axis=0, dtype=np.float64)) / n).astype(np.float32)
-    return np.maximum(prior.token_max, states.max(axis=0))

@@ -32,21 +32,18 @@ class InferenceServicer:
         if self.metrics:
             self.metrics.request(method, code.name, time.perf_counter() - t0)
 
-    def _ready(self) -> bool:
-        return self.state.encoder is not None and self.state.drain_started is None
-
     @unary
     async def ServerLive(self, r: pb.ServerLiveRequest, context: grpc.aio.ServicerContext):
         return pb.ServerLiveResponse(live=True)
 
     @unary
     async def ServerReady(self, r: pb.ServerReadyRequest, context: grpc.aio.ServicerContext):
-        return pb.ServerReadyResponse(ready=self._ready())
+        return pb.ServerReadyResponse(ready=self.state.serving)
 
     @unary
     async def ModelReady(self, r: pb.ModelReadyRequest, context: grpc.aio.ServicerContext):
         self.served.check(r.name, r.version)
-        return pb.ModelReadyResponse(ready=self._ready())
+        return pb.ModelReadyResponse(ready=self.state.serving)
 
     @unary
     async def ServerMetadata(self, r: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext):

@@ -156,7 +156,7 @@ class OpenAIApi:
 
     async def handle(self, method: str, path: str, body: bytes) -> Reply:
         if path == HEALTH:
-            ready = self.state.encoder is not None and self.state.drain_started is None
+            ready = self.state.serving
             return _json(200 if ready else 503, {"status": "ok" if ready else "unavailable"})
         if path.startswith(MODELS):
             return self._models(path)

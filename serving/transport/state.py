@@ -44,6 +44,11 @@ class ServingState:
         self.drain_started = time.monotonic()
         asyncio.get_running_loop().call_later(admit_s, self.closed_event.set)
 
+    @property
+    def serving(self) -> bool:
+        """Readiness as every protocol reports it: self-tested, and no drain begun."""
+        return self.encoder is not None and self.drain_started is None
+
     def ready(self) -> Encoder:
         """The Encoder, or NotReady while the bundle loads."""
         if self.encoder is None:
