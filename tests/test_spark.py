@@ -1,29 +1,23 @@
-"""The Spark recipe, run: a local Spark session encodes with encode_udf, as the Encoder does."""
+"""The Spark recipe, run: a local Spark session (on loopback, its Python workers on this
+interpreter) encodes with encode_udf, as the Encoder does."""
 
 from __future__ import annotations
 
-import os
-import sys
+import shutil
 
 import numpy as np
 import pytest
 
 from tests.conftest import SMALL, TEXTS
 from zh_rnn_encoder import Encoder
-from zh_rnn_encoder.bulk.spark import encode_udf
+from zh_rnn_encoder.bulk.spark import encode_udf, local_session
+
+pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a JRE (java)")
 
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # Spark's Python workers: this environment
-    from pyspark.sql import SparkSession
-
-    s = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
+    s = local_session(2, **{"spark.sql.shuffle.partitions": "2"})
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()

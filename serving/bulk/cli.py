@@ -23,8 +23,15 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--text-field", default="text")
     ap.add_argument("--id-field", default="id")
-    ap.add_argument("--pooling", choices=[p.value for p in Pooling], default="last")
-    ap.add_argument("--normalize", action="store_true")
+    ap.add_argument(
+        "--pooling", choices=[p.value for p in Pooling], default=None, help="default: the model's"
+    )
+    ap.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: the model's",
+    )
     ap.add_argument("--truncation", choices=[t.value for t in Truncation], default="none")
     ap.add_argument("--max-tokens", type=int, default=0)
     ap.add_argument("--keep-tokens", action="store_true", help="also write tokens and their ids")
@@ -33,7 +40,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="= its onnxruntime threads")
     ap.add_argument("--num-gpus", type=float, default=0.0, help="per actor, with --device cuda")
     ap.add_argument("--device", choices=[d.value for d in Device], default="cpu")
-    ap.add_argument("--address", help="an existing Ray cluster (ray start --head); else local")
+    ap.add_argument(
+        "--address",
+        help="an existing Ray cluster (ray start --head; default: RAY_ADDRESS); else a new local "
+        "Ray that binds and connects on 127.0.0.1 only",
+    )
     return ap
 
 

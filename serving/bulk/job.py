@@ -11,9 +11,13 @@ the reason; the job does not stop for them.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +30,15 @@ from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder
 from zh_rnn_encoder.runtime.limits import Limits
 
 FORMATS = ("jsonl", "parquet", "text")
+LOOPBACK = "127.0.0.1"
+# A local run keeps Ray on loopback with Ray's own switch for a machine that is no cluster node:
+# set to 0, Ray takes 127.0.0.1 as the node's address (as it does on macOS and Windows), and the
+# GCS, the raylet (node and object manager), every worker's gRPC server and the agents bind to it
+# and reach each other through it. On Linux Ray otherwise takes the LAN address and binds its gRPC
+# servers to every interface; `_node_ip_address="127.0.0.1"` alone does not help, Ray rewrites it
+# to the LAN address (ray._private.services.resolve_ip_for_localhost). Ray reads the variable when
+# it is imported; every process it starts inherits it.
+LOCAL_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @dataclass(frozen=True)
@@ -36,8 +49,8 @@ class BulkJob:
     format: str = ""  # from the input's suffix when empty
     text_field: str = "text"
     id_field: str = "id"
-    pooling: str = "last"
-    normalize: bool = False
+    pooling: str | None = None  # None: the bundle's declared default
+    normalize: bool | None = None
     truncation: str = "none"
     max_tokens: int = 0
     keep_tokens: bool = False  # also write tokens and their ids
@@ -164,8 +177,56 @@ def read(job: BulkJob) -> object:
     return ds.select_columns(list(names)).rename_columns(names)
 
 
+@contextmanager
+def _loopback_ray() -> Iterator[None]:
+    """The environment of a local Ray that binds and connects on 127.0.0.1 only (LOCAL_ONLY)."""
+    name, value = LOCAL_ONLY
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
+        raise RuntimeError(
+            f"a local run must start Ray on 127.0.0.1, but ray was imported without {name}="
+            f"{value}; set it before importing ray, or pass the address of a cluster"
+        )
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _start_ray(job: BulkJob, address: str | None) -> None:
+    """ray.init: the cluster at ``address`` as Ray has it, else a new local Ray on loopback."""
+    import ray
+
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        return
+    # A local Ray gets a CPU more than the actors take, for reading and summing. "local": never
+    # attach to another Ray that `ray start` left on this machine.
+    cpus = max(os.cpu_count() or 1, int(job.actors * job.cpus_per_actor) + 1)
+    ray.init(
+        address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+        _node_ip_address=LOOPBACK,
+    )  # fmt: skip
+    node = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(node).is_loopback:
+        ray.shutdown()
+        raise RuntimeError(f"the local Ray took {node} as its address, not {LOOPBACK}")
+
+
 def run(job: BulkJob, address: str | None = None) -> dict:
-    """The whole job on a local Ray or the cluster at ``address``; returns the summary."""
+    """The whole job on a local Ray (loopback only) or the cluster at ``address`` (or
+    RAY_ADDRESS, as Ray reads it); returns the summary."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    with nullcontext() if address else _loopback_ray():
+        return _run(job, address)
+
+
+def _run(job: BulkJob, address: str | None) -> dict:
     import ray
 
     out = Path(job.output)
@@ -173,9 +234,7 @@ def run(job: BulkJob, address: str | None = None) -> dict:
     for stale in out.glob(".*.tmp"):
         stale.unlink()
     t0 = time.perf_counter()
-    # A local Ray gets a CPU more than the actors take, for reading and summing.
-    cpus = None if address else max(os.cpu_count() or 1, int(job.actors * job.cpus_per_actor) + 1)
-    ray.init(address=address, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    _start_ray(job, address)
     started = time.perf_counter()
     try:
         done = written_ids(out)

@@ -5,11 +5,49 @@
 
 Each Python worker loads the bundle once (the path travels, as with Ray) and encodes a batch of
 texts per call. Install the `spark` extra; Spark needs a JRE (17 or later).
+
+On one machine, ``local_session()`` is a Spark that binds and connects on 127.0.0.1 only: by
+default a local Spark binds its driver and block manager to the address of the host's name.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
+
+LOOPBACK = "127.0.0.1"
+
+
+def local_session(cores: int = 2, **conf: str) -> object:
+    """A local SparkSession on loopback only: the driver and the block manager bind to and
+    advertise 127.0.0.1 (SPARK_LOCAL_IP for the JVM, spark.driver.host, spark.driver.bindAddress),
+    no web UI, and the Python workers run this interpreter (PYSPARK_PYTHON, unless set).
+    ``conf`` adds Spark settings (``**{"spark.sql.shuffle.partitions": "2"}``)."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .config("spark.driver.host", LOOPBACK)
+        .config("spark.driver.bindAddress", LOOPBACK)
+        .config("spark.ui.enabled", "false")
+    )
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    # Both read while getOrCreate starts the JVM and the context, so set only meanwhile.
+    python = os.environ.get("PYSPARK_PYTHON") or sys.executable
+    env = {"SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": python}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return builder.getOrCreate()
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def encode_udf(
