@@ -6,6 +6,7 @@ report = export_bundle(ckpt, "bundles/mine")  # verified against eager PyTorch b
 """
 
 from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
+from zh_rnn_encoder.export.card import set_quality
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.model import TorchEncoder, init_model
 from zh_rnn_encoder.export.tutorial import checkpoint_from_modules
@@ -20,4 +21,5 @@ __all__ = [
     "checkpoint_from_modules",
     "export_bundle",
     "init_model",
+    "set_quality",
 ]

@@ -8,7 +8,6 @@ bundle at ``out`` has always passed the checks it was asked for.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from zh_rnn_encoder.core.manifest import (
 )
 from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.export import onnx_export
+from zh_rnn_encoder.export.card import manifest_text
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.golden import write_golden
 from zh_rnn_encoder.export.verify import GRIDS, verify
@@ -124,9 +124,7 @@ def _write(ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None) -> None:
     onnx.save(graph, tmp / contract.GRAPH_FILE)
     write_golden(ckpt.model, Tokenizer(tok, user_dict_path, jieba_cache), ckpt.vocab, tmp)
     manifest = _manifest(ckpt, tok, tmp)
-    (tmp / contract.MANIFEST_FILE).write_text(
-        json.dumps(manifest.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    (tmp / contract.MANIFEST_FILE).write_text(manifest_text(manifest), encoding="utf-8")
 
 
 def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manifest:
@@ -151,4 +149,6 @@ def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manif
         files={name: sha256_file(bundle_dir / name) for name in files},
         tools={**onnx_export.tool_versions(), "zh-rnn-encoder": __version__},
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        defaults=ckpt.defaults,
+        card=ckpt.card,
     )

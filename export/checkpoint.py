@@ -7,7 +7,14 @@ from pathlib import Path
 
 import torch
 
-from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig, from_json, to_json
+from zh_rnn_encoder.core.manifest import (
+    Defaults,
+    ModelCard,
+    ModelConfig,
+    TokenizerConfig,
+    from_json,
+    to_json,
+)
 from zh_rnn_encoder.core.vocab import Vocab
 from zh_rnn_encoder.export.model import TorchEncoder
 
@@ -18,12 +25,16 @@ _LEGACY_KEYS = {"config": ("directions", "output_dim"), "tokenizer": ("name",)}
 
 @dataclass
 class Checkpoint:
-    """Everything export needs: the model, its vocabulary and how text was segmented for it."""
+    """Everything export needs: the model, its vocabulary and how text was segmented for it;
+    for a trained model, the request defaults it was trained for and its model card, which
+    export copies into bundle.json unchanged."""
 
     model: TorchEncoder
     vocab: Vocab
     tokenizer: TokenizerConfig
     user_dict: str | None = None  # the user dictionary's text, when the tokenizer uses one
+    defaults: Defaults = Defaults()
+    card: ModelCard | None = None
 
     def __post_init__(self) -> None:
         if len(self.vocab) != self.model.config.vocab_size:
@@ -42,6 +53,8 @@ def save(ckpt: Checkpoint, path: Path) -> None:
             "vocab": ckpt.vocab.to_json(),
             "tokenizer": to_json(ckpt.tokenizer),
             "user_dict": ckpt.user_dict,
+            "defaults": to_json(ckpt.defaults),
+            "card": to_json(ckpt.card),
         },
         Path(path),
     )
@@ -60,4 +73,7 @@ def load(path: Path) -> Checkpoint:
         vocab=Vocab.from_json_text(d["vocab"]),
         tokenizer=from_json(TokenizerConfig, d["tokenizer"], "tokenizer"),
         user_dict=d["user_dict"],
+        # absent from checkpoints older than the model card: the documented defaults, no card
+        defaults=from_json(Defaults, d.get("defaults", {}), "defaults"),
+        card=from_json(ModelCard | None, d.get("card"), "card"),
     )

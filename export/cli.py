@@ -1,5 +1,6 @@
 """`encoder-export`: build a vocabulary, initialise a checkpoint, import the tutorial's saved
-modules, export, verify, or all at once; write a bundle as a Triton model repository entry."""
+modules, export, verify, or all at once; write a bundle as a Triton model repository entry; set
+a bundle's model-card quality figures."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from zh_rnn_encoder.core.vocab import Vocab
 from zh_rnn_encoder.export import checkpoint as ckpt_io
 from zh_rnn_encoder.export import triton
 from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
+from zh_rnn_encoder.export.card import read_quality, set_quality
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.model import init_model
 from zh_rnn_encoder.export.state_import import load_state, modules_from_state
@@ -169,6 +171,15 @@ def cmd_triton(a: argparse.Namespace) -> None:
     log(f"wrote {dest}; serve it with: tritonserver --model-repository {a.out}")
 
 
+def cmd_card(a: argparse.Namespace) -> None:
+    quality = read_quality(a.quality)
+    digest = set_quality(a.bundle, quality)
+    log(
+        f"{a.bundle}: model card quality set ({', '.join(quality) or 'none'}); "
+        f"bundle.json changed, pin it with --expect-bundle-sha256 {digest}"
+    )
+
+
 def _add_tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hmm", action="store_true", help="jieba without HMM for unseen words")
     p.add_argument("--user-dict", type=Path, help="jieba user dictionary, shipped in the bundle")
@@ -256,6 +267,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=triton.DEFAULT_MAX_BATCH_SIZE)
     p.add_argument("--force", action="store_true", help="replace an existing OUT/NAME")
     p.set_defaults(func=cmd_triton)
+    p = sub.add_parser(
+        "card", help="set a bundle's model-card quality figures (after encoder-eval)"
+    )
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument(
+        "--quality",
+        type=Path,
+        required=True,
+        help='JSON: {"quality": {metric: number, ...}, ...} or {metric: number, ...}',
+    )
+    p.set_defaults(func=cmd_card)
     return ap
 
 

@@ -11,17 +11,26 @@ from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 
 POOLING_TO_PB = {p: pb.Pooling.Value(f"POOLING_{p.name}") for p in Pooling}
 TRUNCATION_TO_PB = {t: pb.Truncation.Value(f"TRUNCATION_{t.name}") for t in Truncation}
-# The zero value of each proto enum means the documented default.
-_POOLING_FROM_PB = {v: k for k, v in POOLING_TO_PB.items()} | {pb.POOLING_UNSPECIFIED: Pooling.LAST}
+# The zero value of each proto enum means the documented default: for pooling, the model's
+# (None here: the runtime resolves it against the bundle's declared defaults).
+_POOLING_FROM_PB = {v: k for k, v in POOLING_TO_PB.items()} | {pb.POOLING_UNSPECIFIED: None}
 _TRUNCATION_FROM_PB = {v: k for k, v in TRUNCATION_TO_PB.items()} | {
     pb.TRUNCATION_UNSPECIFIED: Truncation.NONE
 }
 
 
-def pooling_of(value: int) -> Pooling:
+def pooling_of(value: int) -> Pooling | None:
+    """The domain's pooling; None for POOLING_UNSPECIFIED (the model's default)."""
     if value not in _POOLING_FROM_PB:  # proto3 enums are open: any int arrives
         raise InvalidInput(f"pooling: unknown value {value}")
     return _POOLING_FROM_PB[value]
+
+
+def pooling_pb(value: Pooling | str | None) -> int:
+    """The proto value of a pooling; None: POOLING_UNSPECIFIED, the server's default."""
+    return (
+        pb.POOLING_UNSPECIFIED if value is None else POOLING_TO_PB[Pooling.parse(value, "pooling")]
+    )
 
 
 def truncation_of(value: int) -> Truncation:

@@ -20,8 +20,8 @@ def test_every_enum_member_has_its_proto_value_and_back() -> None:
         assert pooling_of(POOLING_TO_PB[p]) is p
     for t in Truncation:
         assert truncation_of(TRUNCATION_TO_PB[t]) is t
-    # the zero values mean the documented defaults
-    assert pooling_of(pb.POOLING_UNSPECIFIED) is Pooling.LAST
+    # the zero values mean the documented defaults: for pooling, the model's (None: unresolved)
+    assert pooling_of(pb.POOLING_UNSPECIFIED) is None
     assert truncation_of(pb.TRUNCATION_UNSPECIFIED) is Truncation.NONE
     with pytest.raises(InvalidInput, match="^pooling: unknown value 9$"):
         pooling_of(9)
@@ -33,7 +33,9 @@ def test_client_request_becomes_the_same_options() -> None:
     o = wire.options_of(r)
     assert (o.pooling, o.truncation, o.max_tokens) == (Pooling.MAX, Truncation.KEEP_FIRST, 3)
     assert o.normalize and o.token_vectors and o.reducer() is None
-    assert wire.options_of(pb.EncodeRequest(texts=["x"], pooling=pb.POOLING_MEAN)).reducer()
+    unset = wire.options_of(encode_request(["x"]))  # the model's defaults, resolved by Encoder
+    assert unset.pooling is None and unset.normalize is None
+    assert wire.options_of(encode_request(["x"], normalize=False)).normalize is False
     with pytest.raises(ValueError, match="pooling: unknown value 'avg'"):
         encode_request(["你好"], pooling="avg")
 

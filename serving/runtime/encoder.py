@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -23,7 +24,7 @@ from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import Bundle, load_bundle
 from zh_rnn_encoder.core.enums import Device, Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotReady
-from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+from zh_rnn_encoder.core.manifest import Defaults, ModelCard, ModelConfig, TokenizerConfig
 from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.runtime.admission import MB, Budget, estimate, estimate_tokenize
 from zh_rnn_encoder.runtime.batcher import Batcher
@@ -52,10 +53,13 @@ OFF_LOOP_CHARS = 2_000
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """Per-request options; strings are accepted for the enums (``pooling="mean"``)."""
+    """Per-request options; strings are accepted for the enums (``pooling="mean"``).
 
-    pooling: Pooling = Pooling.LAST
-    normalize: bool = False
+    ``pooling`` and ``normalize`` None: not named by the request, so the bundle's declared
+    defaults apply (``Encoder.resolve``; last and not normalised for a bundle without them)."""
+
+    pooling: Pooling | None = None
+    normalize: bool | None = None
     truncation: Truncation = Truncation.NONE
     max_tokens: int = 0  # 0: the encoder's max_tokens_per_text
     token_vectors: bool = False
@@ -63,7 +67,8 @@ class EncodeOptions:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "pooling"))
+            if self.pooling is not None:
+                object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "pooling"))
             object.__setattr__(self, "truncation", Truncation.parse(self.truncation, "truncation"))
         except ValueError as e:
             raise InvalidInput(str(e)) from None
@@ -76,6 +81,8 @@ class EncodeOptions:
         """Pools a row as soon as its run is done, when its per-token states are not returned:
         then no request holds per-token states beyond its run. It takes (states [n, F],
         final [F], the row's prior EncoderState or None)."""
+        if self.pooling is None or self.normalize is None:  # a bug, not a request's fault
+            raise RuntimeError("EncodeOptions not resolved against the bundle (Encoder.resolve)")
         if self.token_vectors:
             return None
         return functools.partial(_pool_row, mode=self.pooling, normalize=self.normalize)
@@ -123,6 +130,8 @@ class EncoderInfo:
     threads: int
     limits: Limits
     golden_max_abs_err: float
+    defaults: Defaults  # what a request that names no pooling or normalisation gets
+    card: ModelCard | None  # how the model was trained and how good it is; None: untrained
 
 
 @dataclass
@@ -230,6 +239,20 @@ class Encoder:
             threads=self.session.threads,
             limits=self.limits,
             golden_max_abs_err=self.golden_err,
+            defaults=self.bundle.manifest.defaults,
+            card=self.bundle.manifest.card,
+        )
+
+    def resolve(self, opt: EncodeOptions) -> EncodeOptions:
+        """``opt`` with the options it leaves unnamed taken from the bundle's declared defaults:
+        every face calls this once, so a request means the same on every transport."""
+        if opt.pooling is not None and opt.normalize is not None:
+            return opt
+        d = self.bundle.manifest.defaults
+        return dataclasses.replace(
+            opt,
+            pooling=d.pooling if opt.pooling is None else opt.pooling,
+            normalize=d.normalize if opt.normalize is None else opt.normalize,
         )
 
     # --- the synchronous face ---------------------------------------------------------------
@@ -238,8 +261,8 @@ class Encoder:
         self,
         texts: Sequence[str],
         *,
-        pooling: Pooling | str = Pooling.LAST,
-        normalize: bool = False,
+        pooling: Pooling | str | None = None,
+        normalize: bool | None = None,
         truncation: Truncation | str = Truncation.NONE,
         max_tokens: int = 0,
         token_vectors: bool = False,
@@ -251,8 +274,10 @@ class Encoder:
 
         ``initial_states`` (one per text, None for a fresh start) continue earlier encodings,
         and ``return_state`` returns each text's state to continue from (unidirectional models;
-        runtime/state.py): encoding A, then B from A's state, equals encoding A+B's tokens."""
+        runtime/state.py): encoding A, then B from A's state, equals encoding A+B's tokens.
+        ``pooling`` and ``normalize`` None: the bundle's defaults (``info.defaults``)."""
         opt = EncodeOptions(pooling, normalize, truncation, max_tokens, token_vectors, return_state)
+        opt = self.resolve(opt)
         texts = list(texts)
         self.limits.check_texts(texts)
         priors = self._priors(texts, initial_states, opt)
@@ -282,8 +307,8 @@ class Encoder:
         self,
         pieces: Iterable[str],
         *,
-        pooling: Pooling | str = Pooling.LAST,
-        normalize: bool = False,
+        pooling: Pooling | str | None = None,
+        normalize: bool | None = None,
         initial_state: EncoderState | None = None,
         max_tokens: int = 0,
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
@@ -292,7 +317,7 @@ class Encoder:
         (cut anywhere: a word split between pieces is joined), in constant memory: the pooled
         vector of all its tokens and the state to continue it (runtime/document.py).
         ``max_tokens`` caps the document's tokens (0: no cap). Unidirectional models only."""
-        opt = EncodeOptions(pooling, normalize, return_state=True)
+        opt = self.resolve(EncodeOptions(pooling, normalize, return_state=True))
         doc = self._document(initial_state, chunk_tokens, max_tokens)
         for piece in pieces:
             for chunk in doc.feed(piece):
@@ -332,7 +357,7 @@ class Encoder:
         """encode_document for servers: pieces tokenized off the event loop, chunks of
         max_batch_tokens through the shared batcher, each holding its share of the in-flight
         budget (waiting for it: a document is a stream, it slows down rather than fails)."""
-        opt = EncodeOptions(opt.pooling, opt.normalize, return_state=True)
+        opt = self.resolve(EncodeOptions(opt.pooling, opt.normalize, return_state=True))
         doc = self._document(initial_state, self.max_batch_tokens, max_tokens)
         async for piece in pieces:
             for chunk in await self._off_loop([piece], lambda p=piece: list(doc.feed(p))):
@@ -444,6 +469,7 @@ class Encoder:
         """A request that passed ``admission`` and holds its budget: tokenize (off the event loop
         when long), then the shared batcher of this event loop, then pool."""
         t0 = time.perf_counter()
+        opt = self.resolve(opt)
         priors = self._priors(texts, initial_states, opt)
         segs = await self._off_loop(texts, self._segment, texts, opt)
         tokens = sum(len(s.ids) for s in segs)

@@ -6,11 +6,13 @@ parameters choose the encoding options; docs/protocols.md lists every field and 
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
 
 from zh_rnn_encoder.core.errors import InvalidInput
+from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo
 from zh_rnn_encoder.transport.state import Served
@@ -106,6 +108,7 @@ def requested_outputs(r: pb.ModelInferRequest) -> list[str]:
 
 
 def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
+    """Parameters absent: the model's defaults (pooling and normalize as its bundle declares)."""
     kw: dict = {"token_vectors": TOKEN_VECTORS in outputs}
     for name, p in r.parameters.items():
         if name in IGNORED_PARAMETERS:
@@ -161,6 +164,7 @@ def model_metadata(info: EncoderInfo, served: Served) -> pb.ModelMetadataRespons
     d = info.model.output_dim
     tensor = pb.ModelMetadataResponse.TensorMetadata
     m = info.model
+    card = {} if info.card is None else {"model_card": _compact(to_json(info.card))}
     return pb.ModelMetadataResponse(
         name=served.name,
         versions=[served.version],
@@ -180,5 +184,12 @@ def model_metadata(info: EncoderInfo, served: Served) -> pb.ModelMetadataRespons
             "bundle_sha256": info.bundle_sha256,
             "tokenizer": f"jieba {info.tokenizer.jieba_version}",
             "parameters": ",".join(PARAMETERS),
+            "default_pooling": info.defaults.pooling.value,
+            "default_normalize": str(info.defaults.normalize).lower(),
+            **card,
         },
     )
+
+
+def _compact(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

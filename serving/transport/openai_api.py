@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
+from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.gate import refusal
 from zh_rnn_encoder.transport.security import bearer_ok
@@ -169,7 +170,17 @@ class OpenAIApi:
         return reply
 
     def _model_object(self) -> dict:
-        return {"id": self.served.name, "object": "model", "created": 0, "owned_by": OWNER}
+        """OpenAI's model object, and ours beside it once the bundle is loaded: the request
+        defaults and the model card (null for an untrained model)."""
+        obj = {"id": self.served.name, "object": "model", "created": 0, "owned_by": OWNER}
+        if self.state.encoder is None:
+            return obj
+        info = self.state.encoder.info
+        return obj | {
+            "default_pooling": info.defaults.pooling.value,
+            "default_normalize": info.defaults.normalize,
+            "model_card": to_json(info.card),
+        }
 
     def _models(self, path: str) -> Reply:
         name = path.split("/models", 1)[1].lstrip("/")
@@ -213,9 +224,9 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
         raise InvalidInput(f"encoding_format: expected 'float' or 'base64', got {fmt!r}")
     if "dimensions" in r and r["dimensions"] != dim:
         raise InvalidInput(f"dimensions: this model's vectors have {dim}, got {r['dimensions']!r}")
-    if "normalize" in r and not isinstance(r["normalize"], bool):
+    if r.get("normalize") is not None and not isinstance(r["normalize"], bool):
         raise InvalidInput(f"normalize: expected true or false, got {r['normalize']!r}")
-    kw = {k: r[k] for k in OPTIONS if k in r}
+    kw = {k: r[k] for k in OPTIONS if k in r}  # pooling, normalize absent or null: the model's
     return texts, EncodeOptions(**kw), fmt
 
 

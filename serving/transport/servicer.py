@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from zh_rnn_encoder.codec import pooling_of
 from zh_rnn_encoder.core.errors import DeadlineExceeded, InvalidInput, Overloaded
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.runtime.admission import MB, Budget, at_least
-from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
+from zh_rnn_encoder.runtime.encoder import EncodeResult
 from zh_rnn_encoder.transport import wire
 from zh_rnn_encoder.transport.state import ServingState
 from zh_rnn_encoder.transport.status import check_parsed, lenient, status_of, unary
@@ -185,7 +184,7 @@ class EncoderServicer:
                 check_parsed(piece)
                 yield piece.text
 
-        options = EncodeOptions(pooling_of(first.pooling), first.normalize)
+        options = wire.document_options_of(first)
         initial = wire.state_of(first.initial_state, "initial_state")
         run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
         try:

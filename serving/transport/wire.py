@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from zh_rnn_encoder import __version__
-from zh_rnn_encoder.codec import fill_tensor, pooling_of, to_numpy, truncation_of
+from zh_rnn_encoder.codec import fill_tensor, pooling_of, pooling_pb, to_numpy, truncation_of
 from zh_rnn_encoder.core.enums import Cell
 from zh_rnn_encoder.core.errors import InvalidInput
+from zh_rnn_encoder.core.manifest import ModelCard
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.runtime.document import DocumentEncoding
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
@@ -19,14 +21,24 @@ TOKENIZER_NAME = "jieba"
 
 
 def options_of(r: pb.EncodeRequest) -> EncodeOptions:
+    """Unset pooling (POOLING_UNSPECIFIED) and normalize stay None: the model's defaults."""
     return EncodeOptions(
         pooling_of(r.pooling),
-        r.normalize,
+        _normalize_of(r),
         truncation_of(r.truncation),
         r.max_tokens,
         r.return_token_vectors,
         r.return_state,
     )
+
+
+def document_options_of(first: pb.DocumentPiece) -> EncodeOptions:
+    """A document's options, from its first piece."""
+    return EncodeOptions(pooling_of(first.pooling), _normalize_of(first))
+
+
+def _normalize_of(r: pb.EncodeRequest | pb.DocumentPiece) -> bool | None:
+    return r.normalize if r.HasField("normalize") else None
 
 
 def states_of(r: pb.EncodeRequest) -> list[EncoderState | None]:
@@ -146,4 +158,19 @@ def model_info(info: EncoderInfo) -> pb.ModelInfo:
         ),
         golden_max_abs_err=info.golden_max_abs_err,
         server_version=__version__,
+        default_pooling=pooling_pb(info.defaults.pooling),
+        default_normalize=info.defaults.normalize,
+        model_card=None if info.card is None else model_card(info.card),
+    )
+
+
+def model_card(c: ModelCard) -> pb.ModelCard:
+    return pb.ModelCard(
+        objective=c.objective,
+        data=[pb.DataSource(**dataclasses.asdict(d)) for d in c.data],  # the same fields
+        split=c.split,
+        seed=c.seed,
+        examples=c.examples,
+        quality=c.quality,
+        notes=c.notes,
     )

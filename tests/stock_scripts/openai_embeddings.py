@@ -50,6 +50,9 @@ out["mean"] = vectors(
 )
 out["models"] = [m.id for m in client.models.list()]
 out["retrieve"] = client.models.retrieve(model).id
+# our fields beside OpenAI's (request defaults, model card), as the client keeps them
+out["models_extra"] = [m.model_extra for m in client.models.list()]
+out["retrieve_extra"] = client.models.retrieve(model).model_extra
 out["unknown_model"] = error(lambda: client.embeddings.create(model="gpt-x", input=texts))
 out["dimensions"] = error(lambda: client.embeddings.create(model=model, input=texts, dimensions=7))
 out["tokens"] = error(lambda: client.embeddings.create(model=model, input=[[1, 2, 3]]))

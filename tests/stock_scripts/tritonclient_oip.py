@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import tritonclient.grpc as tc
+from google.protobuf import empty_pb2
+from google.protobuf.unknown_fields import UnknownFieldSet
 from tritonclient.utils import InferenceServerException
 
 a = json.load(sys.stdin)
@@ -37,6 +39,19 @@ def infer(shape: list[int], outputs: list[str] | None, **kw: object) -> dict:
     }
 
 
+def properties(meta) -> dict:
+    """ModelMetadataResponse field 6, map<string, string> properties: tritonclient's proto
+    does not declare it, and protobuf keeps it among the unknown fields (entries: key 1,
+    value 2)."""
+    out = {}
+    for f in UnknownFieldSet(meta):
+        if f.field_number == 6:
+            entry = UnknownFieldSet(empty_pb2.Empty.FromString(f.data))
+            kv = {e.field_number: e.data.decode() for e in entry}
+            out[kv.get(1, "")] = kv.get(2, "")
+    return out
+
+
 def error(f) -> dict:
     try:
         f()
@@ -49,6 +64,7 @@ out["live"] = client.is_server_live(headers=headers)
 out["ready"] = client.is_server_ready(headers=headers)
 out["model_ready"] = client.is_model_ready(model, headers=headers)
 out["metadata"] = client.get_model_metadata(model, headers=headers, as_json=True)
+out["properties"] = properties(client.get_model_metadata(model, headers=headers))
 out["server_metadata"] = client.get_server_metadata(headers=headers, as_json=True)
 out["all"] = infer([len(texts)], None, request_id="req-7")
 out["n1"] = infer(

@@ -208,7 +208,7 @@ class TokenizerInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., hmm: _Optional[bool] = ..., whitespace: _Optional[str] = ..., user_dictionary: _Optional[bool] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version")
+    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version", "default_pooling", "default_normalize", "model_card")
     class BundleSha256Entry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,9 @@ class ModelInfo(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     GOLDEN_MAX_ABS_ERR_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_POOLING_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
     cell: str
     embedding_dim: int
     hidden_size: int
@@ -248,4 +251,53 @@ class ModelInfo(_message.Message):
     limits: Limits
     golden_max_abs_err: float
     server_version: str
-    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ...) -> None: ...
+    default_pooling: Pooling
+    default_normalize: bool
+    model_card: ModelCard
+    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ..., default_pooling: _Optional[_Union[Pooling, str]] = ..., default_normalize: _Optional[bool] = ..., model_card: _Optional[_Union[ModelCard, _Mapping]] = ...) -> None: ...
+
+class ModelCard(_message.Message):
+    __slots__ = ("objective", "data", "split", "seed", "examples", "quality", "notes")
+    class ExamplesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class QualityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    objective: str
+    data: _containers.RepeatedCompositeFieldContainer[DataSource]
+    split: str
+    seed: int
+    examples: _containers.ScalarMap[str, int]
+    quality: _containers.ScalarMap[str, float]
+    notes: str
+    def __init__(self, objective: _Optional[str] = ..., data: _Optional[_Iterable[_Union[DataSource, _Mapping]]] = ..., split: _Optional[str] = ..., seed: _Optional[int] = ..., examples: _Optional[_Mapping[str, int]] = ..., quality: _Optional[_Mapping[str, float]] = ..., notes: _Optional[str] = ...) -> None: ...
+
+class DataSource(_message.Message):
+    __slots__ = ("package", "version", "file", "sha256", "licence")
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    LICENCE_FIELD_NUMBER: _ClassVar[int]
+    package: str
+    version: str
+    file: str
+    sha256: str
+    licence: str
+    def __init__(self, package: _Optional[str] = ..., version: _Optional[str] = ..., file: _Optional[str] = ..., sha256: _Optional[str] = ..., licence: _Optional[str] = ...) -> None: ...

@@ -87,7 +87,8 @@ class EncoderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetModelInfo(self, request, context):
-        """Dimensions, vocabulary, bundle hashes, execution provider and limits.
+        """Dimensions, vocabulary, bundle hashes, execution provider, limits, request defaults and the
+        model card.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
