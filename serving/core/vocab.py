@@ -49,6 +49,13 @@ class Vocab:
         counts: Counter[str] = Counter()
         for toks in texts_tokens:
             counts.update(toks)
+        return cls.from_counts(counts, min_freq, max_size)
+
+    @classmethod
+    def from_counts(
+        cls, counts: Counter[str], min_freq: int = 1, max_size: int | None = None
+    ) -> Vocab:
+        """As ``build``, from token counts already taken."""
         words = sorted(
             (w for w, n in counts.items() if n >= min_freq and w not in (PAD, UNK)),
             key=lambda w: (-counts[w], w),
