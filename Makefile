@@ -26,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,dev,bench,bulk,spark,http]'
+	$(BIN)/python -m pip install -q -e '.[export,eval,dev,bench,bulk,spark,http]'
 	touch $(STAMP)
 
 # Rebuilt when the bundle contract (and so possibly its format version) or the graph writer changes.
