@@ -1,0 +1,184 @@
+"""encoder-train end to end: it learns, it resumes after SIGKILL to the same result, it refuses bad
+input naming file, line and field and writes nothing, and its checkpoint exports and serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+POS = ["喜欢", "满意", "推荐", "很棒", "舒服", "漂亮"]
+NEG = ["失望", "糟糕", "退货", "难用", "生气", "后悔"]
+FILLER = ["这个", "东西", "我们", "今天", "手机", "衣服", "价格", "朋友", "快递", "颜色"]
+SMALL = ["--embedding-dim", "16", "--hidden-size", "24", "--threads", "1", "--no-progress"]
+FAST = ["--batch-size", "16", "--lr", "0.01"]
+RUN = ["--epochs", "6", "--save-every", "3", "--cell", "gru", *SMALL, *FAST]
+
+
+def toy(path: Path, n: int, seed: int = 0) -> Path:
+    """Texts whose label is told by one sentiment word among fillers."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        words = rng.sample(FILLER, 4) + [rng.choice(POS if label == "pos" else NEG)]
+        rng.shuffle(words)
+        rows.append({"text": "".join(words) + "。", "label": label})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def train(*args: object, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "zh_rnn_encoder.export.training.cli", *map(str, args)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(r.stderr)
+    return r
+
+
+def metrics(out: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "train_texts_per_s")} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("toy")
+    return {"train": toy(d / "train.jsonl", 600, 0), "valid": toy(d / "valid.jsonl", 120, 1)}
+
+
+@pytest.fixture(scope="module")
+def trained(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "a"
+    train(
+        "--train",
+        data["train"],
+        "--valid",
+        data["valid"],
+        "--out",
+        out,
+        *RUN,
+    )
+    return out
+
+
+def test_learns_a_separable_task(trained: Path) -> None:
+    rows = metrics(trained)
+    assert max(r["valid_accuracy"] for r in rows) >= 0.95, rows
+    assert (trained / "curves.png").stat().st_size > 1000
+    assert {"train_supervised", "train_bow", "valid_loss"} <= set(rows[0])
+
+
+def test_resume_after_sigkill_gives_the_same_result(
+    trained: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "b"
+    args = [
+        "--train",
+        data["train"],
+        "--valid",
+        data["valid"],
+        "--out",
+        out,
+        *RUN,
+    ]
+    cmd = [sys.executable, "-m", "zh_rnn_encoder.export.training.cli", *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "train-state.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.02)  # wait for the first epoch, then kill inside the second
+    mtime = state.stat().st_mtime_ns
+    while time.monotonic() < deadline and state.stat().st_mtime_ns == mtime:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "checkpoint.pt").exists()
+    r = train(*args, "--resume")
+    assert "resumed at epoch 2, step" in r.stderr and "step 0" not in r.stderr, r.stderr
+    assert metrics(out) == metrics(trained)
+    import torch
+
+    a = torch.load(trained / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_exports_with_its_defaults_and_card(trained: Path, tmp_path: Path) -> None:
+    from zh_rnn_encoder.export import checkpoint as ckpt_io
+    from zh_rnn_encoder.export import export_bundle
+    from zh_rnn_encoder.runtime.encoder import Encoder
+
+    ckpt = ckpt_io.load(trained / "checkpoint.pt")
+    assert ckpt.defaults.pooling == "mean" and ckpt.defaults.normalize
+    assert ckpt.card.objective == "supervised:1+bow:1" and ckpt.card.examples["train"] == 600
+    assert ckpt.card.data[0].file.endswith("train.jsonl") and len(ckpt.card.data[0].sha256) == 64
+    export_bundle(ckpt, tmp_path / "bundle", "quick")
+    enc = Encoder.from_bundle(tmp_path / "bundle", threads=1)
+    v = enc.encode(["我很喜欢这个东西"])[0].vector
+    explicit = enc.encode(["我很喜欢这个东西"], pooling="mean", normalize=True)[0].vector
+    assert (v == explicit).all() and abs(float((v**2).sum()) - 1) < 1e-5
+    assert enc.info.card == ckpt.card
+
+
+@pytest.mark.parametrize("objective", ["bow", "contrastive"])
+def test_unsupervised_objectives_on_plain_text(objective: str, tmp_path: Path) -> None:
+    lines = [json.loads(x)["text"] for x in toy(tmp_path / "t.jsonl", 200).read_text().splitlines()]
+    (tmp_path / "plain.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    out = tmp_path / "run"
+    train(
+        "--train",
+        tmp_path / "plain.txt",
+        "--label-field",
+        "",
+        "--objective",
+        objective,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        *SMALL,
+    )
+    rows = metrics(out)
+    assert len(rows) == 2 and f"train_{objective}" in rows[0] and "valid_accuracy" not in rows[0]
+    assert rows[1]["valid_loss"] < rows[0]["valid_loss"] * 1.05
+
+
+BAD = {
+    "empty text": ('{"text": "", "label": "pos"}\n', "bad.jsonl:2: field 'text' is empty"),
+    "blank text": ('{"text": "  ", "label": "pos"}\n', "bad.jsonl:2: field 'text' is empty"),
+    "no label": ('{"text": "很好"}\n', "bad.jsonl:2: field 'label' is missing"),
+    "not json": ("{oops\n", "bad.jsonl:2: not JSON"),
+    "undecodable": (b"\xff\xfe\n", "bad.jsonl:2: not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_names_file_line_and_field(case: str, tmp_path: Path) -> None:
+    body, want = BAD[case]
+    good = b'{"text": "\xe5\xa5\xbd", "label": "neg"}\n'
+    (tmp_path / "bad.jsonl").write_bytes(
+        good + (body if isinstance(body, bytes) else body.encode())
+    )
+    r = train("--train", tmp_path / "bad.jsonl", "--out", tmp_path / "out", *SMALL, check=False)
+    assert r.returncode == 2 and want in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_class_and_unreadable_files_are_refused(tmp_path: Path) -> None:
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\n很好,pos\n不错,pos\n", "utf-8")
+    r = train("--train", one, "--out", tmp_path / "o1", *SMALL, check=False)
+    assert r.returncode == 2 and "one class only ('pos')" in r.stderr, r.stderr
+    r = train("--train", tmp_path, "--out", tmp_path / "o2", *SMALL, check=False)
+    assert r.returncode == 2 and "no such file, or not a file" in r.stderr, r.stderr
+    r = train("--train", one, "--label-field", "y", "--out", tmp_path / "o3", *SMALL, check=False)
+    assert r.returncode == 2 and "one.csv:2: field 'y' is missing" in r.stderr, r.stderr
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
