@@ -55,11 +55,30 @@ def _replace(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_quality(path: Path) -> dict[str, float]:
-    """An evaluation's JSON: its "quality" object, or the whole object when it has none."""
+def read_quality(path: Path, model: str = "") -> dict[str, float]:
+    """Figures from an evaluation's JSON: encoder-eval's quality.json (the model named
+    ``model``, or its first bundle), an object with a "quality" object, or a flat object."""
     d = json.loads(Path(path).read_text(encoding="utf-8"))
-    if isinstance(d, dict) and isinstance(d.get("quality"), dict):
+    if isinstance(d, dict) and isinstance(d.get("models"), list):
+        d = _eval_model(path, d["models"], model)
+    elif isinstance(d, dict) and isinstance(d.get("quality"), dict):
         d = d["quality"]
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a JSON object of metric -> number")
     return from_json(dict[str, float], d, f"{path}: quality")
+
+
+def _eval_model(path: Path, models: list, name: str) -> object:
+    rows = [m for m in models if isinstance(m, dict)]
+    pick = (
+        [m for m in rows if m.get("name") == name]
+        if name
+        else [m for m in rows if m.get("kind") == "bundle"][:1]
+    )
+    if not pick:
+        names = ", ".join(str(m.get("name")) for m in rows)
+        raise ValueError(f"{path}: no model {name or 'of kind bundle'} (has: {names})")
+    metrics = pick[0].get("metrics")
+    return (
+        {k: v for k, v in metrics.items() if v is not None} if isinstance(metrics, dict) else None
+    )

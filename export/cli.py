@@ -14,6 +14,7 @@ from pathlib import Path
 import onnx
 
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.bundle import load_bundle
 from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
 from zh_rnn_encoder.core.errors import BundleError
 from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
@@ -171,8 +172,20 @@ def cmd_triton(a: argparse.Namespace) -> None:
     log(f"wrote {dest}; serve it with: tritonserver --model-repository {a.out}")
 
 
+def cmd_random(a: argparse.Namespace) -> None:
+    """The same architecture, vocabulary and tokenizer as a bundle, randomly initialised: the
+    baseline that shows what training added (encoder-eval --bundle random-init=OUT)."""
+    b = load_bundle(a.like)
+    user_dict = b.user_dict_path.read_text(encoding="utf-8") if b.user_dict_path else None
+    tok = b.tokenizer
+    if tok.user_dict:
+        tok = TokenizerConfig(tok.hmm, contract.USER_DICT_FILE, tok.whitespace, tok.jieba_version)
+    ckpt = Checkpoint(init_model(b.model, a.seed), b.vocab, tok, user_dict)
+    _export(ckpt, a.out, _level(a))
+
+
 def cmd_card(a: argparse.Namespace) -> None:
-    quality = read_quality(a.quality)
+    quality = read_quality(a.quality, a.model)
     digest = set_quality(a.bundle, quality)
     log(
         f"{a.bundle}: model card quality set ({', '.join(quality) or 'none'}); "
@@ -275,9 +288,16 @@ def parser() -> argparse.ArgumentParser:
         "--quality",
         type=Path,
         required=True,
-        help='JSON: {"quality": {metric: number, ...}, ...} or {metric: number, ...}',
+        help='encoder-eval\'s quality.json, {"quality": {metric: number}} or {metric: number}',
     )
+    p.add_argument("--model", default="", help="the model's name in quality.json (default: first)")
     p.set_defaults(func=cmd_card)
+    p = sub.add_parser("random", help="a bundle's architecture and vocabulary, untrained")
+    p.add_argument("--like", type=Path, required=True, help="the bundle to copy")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    p.set_defaults(func=cmd_random)
     return ap
 
 

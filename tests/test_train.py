@@ -182,3 +182,13 @@ def test_one_class_and_unreadable_files_are_refused(tmp_path: Path) -> None:
     r = train("--train", one, "--label-field", "y", "--out", tmp_path / "o3", *SMALL, check=False)
     assert r.returncode == 2 and "one.csv:2: field 'y' is missing" in r.stderr, r.stderr
     assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+
+
+def test_supervised_contrastive_term(data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--train", data["train"], "--valid", data["valid"], "--out", out, *SMALL, *FAST]
+    train(*args, "--objective", "supervised+supcon:0.5", "--epochs", "3", "--final-lr", "0.1")
+    rows = metrics(out)
+    assert rows[-1]["train_supcon"] < rows[0]["train_supcon"] and "train_bow" not in rows[0]
+    r = train(*args, "--objective", "supcon+oops", "--epochs", "1", check=False)
+    assert r.returncode == 1 and "unknown term 'oops'" in r.stderr

@@ -166,8 +166,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     tok_config = base.tokenizer if base else _tokenizer_config(a)
     tok = Tokenizer(tok_config, a.user_dict)
     p = plan(a, tok, base)
-    if "supervised" in terms and not p.classes:
-        raise DataError("objective 'supervised' needs labels: give --label-field")
+    if {"supervised", "supcon"} & set(terms) and not p.classes:
+        raise DataError("objectives 'supervised' and 'supcon' need labels: give --label-field")
     _start(a, p)
     encoder = base.model if base else init_model(_config(a, len(p.vocab)), a.seed)
     torch.manual_seed(a.seed)
@@ -179,7 +179,10 @@ def cmd_train(a: argparse.Namespace) -> None:
         _run(a, _trainer(a, p, tok, bag, sched, a.out / PRETRAIN_DIR, bar), bar, "pretrain ")
         encoder.load_state_dict(bag.encoder.state_dict())
     model = _model(a, p, encoder, terms)
-    sched = Schedule(a.epochs, a.patience, a.lr, a.weight_decay, a.clip, a.save_every)
+    steps = -(-p.survey.texts // a.batch_size)
+    sched = Schedule(
+        a.epochs, a.patience, a.lr, a.weight_decay, a.clip, a.save_every, a.final_lr, steps
+    )
     trainer = _trainer(a, p, tok, model, sched, a.out, bar)
     progress = _run(a, trainer, bar, "")
     bar.close()
@@ -277,7 +280,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--objective",
         default="supervised+bow",
-        help="terms joined by +: supervised, bow, contrastive",
+        help="terms joined by +, each with an optional :weight: "
+        "supervised, supcon, bow, contrastive",
     )
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument(
@@ -290,6 +294,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=2)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument(
+        "--final-lr",
+        type=float,
+        default=1.0,
+        help="decay linearly to this share of --lr by the last epoch (1: constant)",
+    )
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--clip", type=float, default=1.0)
     t.add_argument("--dropout", type=float, default=0.2)

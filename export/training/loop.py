@@ -27,6 +27,8 @@ class Schedule:
     weight_decay: float = 0.0
     clip: float = 1.0
     save_every: int = 200  # steps between saved states (and at every epoch's end)
+    final_lr: float = 1.0  # the learning rate decays linearly to this share of lr at the end
+    steps_per_epoch: int = 0  # for the decay: estimated from the data's size
 
 
 @dataclass
@@ -66,6 +68,9 @@ class Trainer:
         self.opt = torch.optim.Adam(
             model.parameters(), schedule.lr, weight_decay=schedule.weight_decay
         )
+        total = max(1, schedule.epochs * schedule.steps_per_epoch)
+        share = lambda step: 1 - (1 - schedule.final_lr) * min(step / total, 1.0)  # noqa: E731
+        self.decay = torch.optim.lr_scheduler.LambdaLR(self.opt, share)
         self.p = Progress()
         self.best_state: dict = copy.deepcopy(model.encoder.state_dict())
 
@@ -74,6 +79,7 @@ class Trainer:
         state = {
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
+            "decay": self.decay.state_dict(),
             "progress": asdict(self.p),
             "best_state": self.best_state,
             "rng": torch.random.get_rng_state(),
@@ -86,6 +92,7 @@ class Trainer:
         state = torch.load(self.out / STATE_FILE, map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
+        self.decay.load_state_dict(state["decay"])
         self.p = Progress(**state["progress"])
         self.best_state = state["best_state"]
         torch.random.set_rng_state(state["rng"])
@@ -135,6 +142,7 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip)
         self.opt.step()
+        self.decay.step()
         return loss.item(), {k: v.item() for k, v in parts.items()}
 
     @torch.no_grad()

@@ -5,6 +5,9 @@ Terms, combined by summing (``supervised+bow``):
 - ``bow``: the pooled vector predicts its own text's words (softmax over the vocabulary against
   the text's tf-idf-weighted bag of words, as PV-DBOW does), so a text's vector keeps what it is
   about: its topic and content words, not only what the labels ask for.
+- ``supcon``: supervised contrastive (Khosla et al.): in a batch, each text's vector is pulled
+  towards the vectors of texts with its label and away from the others, by cosine; this shapes
+  the neighbourhoods a search sees, which cross-entropy leaves alone.
 - ``contrastive``: two views of each text with words dropped; in-batch InfoNCE on the cosine
   of their vectors (SimCSE's unsupervised objective, with word dropout as the noise).
 The heads are dropped at export: the bundle holds the encoder alone.
@@ -21,8 +24,9 @@ from torch.nn import functional as F
 from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.export.model import TorchEncoder
 
-TERMS = ("supervised", "bow", "contrastive")
+TERMS = ("supervised", "supcon", "bow", "contrastive")
 TEMPERATURE = 0.05
+SUPCON_TEMPERATURE = 0.1
 
 
 def parse_objective(text: str) -> dict[str, float]:
@@ -105,6 +109,8 @@ class TrainModel(nn.Module):
             logits = self.head(h[known])
             out["supervised"] = F.cross_entropy(logits, labels[known])
             out["correct"] = (logits.argmax(1) == labels[known]).sum().detach()
+        if "supcon" in self.terms:
+            out["supcon"] = _supcon(v[labels >= 0], labels[labels >= 0])
         if self.bow is not None:
             out["bow"] = self._bow_loss(h, ids, lengths)
         if "contrastive" in self.terms:
@@ -119,6 +125,18 @@ class TrainModel(nn.Module):
         target = target * self.idf
         target = target / target.sum(1, keepdim=True).clamp_min(1e-9)
         return -(target * F.log_softmax(self.bow(h), dim=1)).sum(1).mean()
+
+
+def _supcon(v: Tensor, labels: Tensor) -> Tensor:
+    """Mean over anchors of -log p(same label | anchor), over the batch's other texts."""
+    n = v.shape[0]
+    sim = F.normalize(v, dim=1) @ F.normalize(v, dim=1).T / SUPCON_TEMPERATURE
+    self_mask = torch.eye(n, dtype=torch.bool)
+    sim = sim.masked_fill(self_mask, float("-inf"))
+    pos = (labels[:, None] == labels[None, :]) & ~self_mask
+    log_p = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    per_anchor = -(log_p.masked_fill(~pos, 0).sum(1)) / pos.sum(1).clamp_min(1)
+    return per_anchor[pos.any(1)].mean() if pos.any() else v.sum() * 0
 
 
 def _info_nce(a: Tensor, b: Tensor) -> Tensor:
