@@ -5,6 +5,8 @@ Every check runs; every mismatch is collected and raised together in one Verific
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +29,12 @@ GRIDS = {
     "quick": {"batches": (1, 17), "seqs": (1, 7, 130), "n_random": 2},
 }
 RECURRENT_OPS = ("RNN", "LSTM", "GRU", "Scan", "Loop")
+# Over PARITY_ATOL, a case is judged against eager PyTorch in float64: onnxruntime passes if it is
+# within NOISE_FACTOR of float32 PyTorch's own error there (and under NOISE_CAP). A trained
+# recurrence amplifies rounding along the sequence: the default GRU on random ids at seq 512
+# is 1.5e-4 from float32 eager, which is itself 8e-6 from float64, with onnxruntime 3e-5 from it
+# (4x): float32 noise, not a wrong graph. A wrong graph misses float64 by orders of magnitude.
+NOISE_FACTOR, NOISE_CAP = 10.0, 1e-3
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class Report:
     max_abs_err: float = 0.0
     max_invariance_err: float = 0.0
     cases: int = 0
+    noise_cases: int = 0  # over PARITY_ATOL against float32, passed against float64
+    max_float64_err: float = 0.0  # onnxruntime vs float64 eager, in those cases
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -96,18 +106,31 @@ def random_batch(
 def random_state(
     rng: np.random.Generator, config: ModelConfig, batch: int
 ) -> dict[str, np.ndarray]:
-    """A random initial state per row, for every state input of the contract."""
+    """A random initial state per row, for every state input of the contract.
+
+    Drawn from where a state the model returned can lie: a hidden state is a tanh, in (-1, 1),
+    so it is uniform there; an LSTM's cell memory is unbounded, so it is standard normal. Hidden
+    states drawn from the normal (up to ±4, which no model returns) put a trained GRU 1.2-3.2e-5
+    off eager PyTorch after 512 steps: an error on inputs it can never receive."""
     n = config.num_layers * config.directions
     names = [spec.name for spec in contract.input_specs(config)[len(_DATA_INPUTS) :]]
+    shape = (n, batch, config.hidden_size)
     return {
-        k: rng.standard_normal((n, batch, config.hidden_size)).astype(np.float32) for k in names
+        k: (
+            rng.standard_normal(shape) if k == contract.INITIAL_C else rng.uniform(-1, 1, shape)
+        ).astype(np.float32)
+        for k in names
     }
 
 
 def _eager(
-    model: TorchEncoder, ids: np.ndarray, lengths: np.ndarray, initial: dict[str, np.ndarray]
+    model: TorchEncoder,
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    initial: dict[str, np.ndarray],
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, np.ndarray]:
-    t = {k: torch.from_numpy(v) for k, v in initial.items()}
+    t = {k: torch.from_numpy(v).to(dtype) for k, v in initial.items()}
     with torch.no_grad():
         s, f, h, c = model.forward_state(
             torch.from_numpy(ids),
@@ -119,7 +142,15 @@ def _eager(
     return {k: v.numpy() for k, v in out.items() if v is not None}
 
 
-def _compare(report: Report, where: str, got: dict, want: dict, atol: float) -> None:
+def _compare(
+    report: Report,
+    where: str,
+    got: dict,
+    want: dict,
+    atol: float,
+    exact: Callable[[], dict] | None = None,
+) -> None:
+    """``got`` against float32 eager ``want``; over ``atol``, against float64 eager ``exact()``."""
     for name, w in want.items():
         g = got.get(name)
         if g is None or g.shape != w.shape:
@@ -130,10 +161,22 @@ def _compare(report: Report, where: str, got: dict, want: dict, atol: float) -> 
             continue
         err = float(np.abs(g - w).max()) if g.size else 0.0
         report.max_abs_err = max(report.max_abs_err, err)
-        if not err <= atol:
-            report.mismatches.append(
-                Mismatch("parity", f"{where} {name}", f"max abs err {err:.3g} > {atol:g}")
+        if err <= atol:
+            continue
+        if exact is not None:
+            x = exact()[name]
+            ours, theirs = float(np.abs(g - x).max()), float(np.abs(w - x).max())
+            if ours <= min(NOISE_CAP, max(atol, NOISE_FACTOR * theirs)):
+                report.noise_cases += 1
+                report.max_float64_err = max(report.max_float64_err, ours)
+                continue
+            detail = (
+                f"max abs err {err:.3g} > {atol:g}; against float64 eager {ours:.3g}, "
+                f"float32 eager's own {theirs:.3g}"
             )
+        else:
+            detail = f"max abs err {err:.3g} > {atol:g}"
+        report.mismatches.append(Mismatch("parity", f"{where} {name}", detail))
 
 
 def _row(out: dict[str, np.ndarray], i: int, n: int) -> dict[str, np.ndarray]:
@@ -199,6 +242,7 @@ def verify(
 ) -> Report:
     """Runs every check; raises VerificationError listing all mismatches, else returns a Report."""
     report = Report(mismatches=check_structure(graph, model))
+    model64 = copy.deepcopy(model).double()
     run = Session(graph.SerializeToString(), threads=1).run_state
 
     rng = np.random.default_rng(seed)
@@ -215,12 +259,21 @@ def verify(
         except Exception as e:  # a frozen axis makes onnxruntime refuse other shapes
             report.mismatches.append(Mismatch("shape", where, f"onnxruntime failed: {e}"))
             continue
-        _compare(report, where, got, _eager(model, ids, lengths, initial), atol)
+        exact = functools.cache(
+            functools.partial(_eager, model64, ids, lengths, initial, torch.float64)
+        )
+        _compare(report, where, got, _eager(model, ids, lengths, initial), atol, exact)
         if b > 1 and k % invariance_every == 0:
             _invariance(report, run, where, ids, lengths, initial, got)
         report.cases += 1
         if progress:
             progress(f"verify {k + 1}/{len(cases)} {where} max_err={report.max_abs_err:.2e}")
+    if progress and report.noise_cases:
+        progress(
+            f"{report.noise_cases} output(s) over {atol:g} from float32 eager passed against "
+            f"float64 eager: onnxruntime within {report.max_float64_err:.2e} of it, at most "
+            f"{NOISE_FACTOR:g}x float32 PyTorch's own error"
+        )
     if report.mismatches:
         raise VerificationError(report.mismatches)
     return report

@@ -168,3 +168,22 @@ def test_a_bundle_that_fails_verification_is_not_moved_into_place(tmp_path, monk
     with pytest.raises(BundleError, match="golden.npz: sample 0"):
         export_bundle(_tiny_checkpoint(), out, "quick")
     assert (out / "previous").read_text() == "kept" and not (tmp_path / "b.partial").exists()
+
+
+def test_parity_over_atol_is_judged_against_float64_eager() -> None:
+    """Over PARITY_ATOL, onnxruntime passes only within NOISE_FACTOR of float32 PyTorch's own
+    distance from float64 eager: amplified rounding passes, a wrong graph does not."""
+
+    from zh_rnn_encoder.export.verify import NOISE_FACTOR, Report, _compare
+
+    exact = {"states": np.zeros(4)}
+    eager32 = {"states": np.full(4, 2e-5)}  # float32 PyTorch itself is 2e-5 off
+    noisy = {"states": np.full(4, -2e-5)}  # 4e-5 from eager32, 2e-5 from the truth
+    wrong = {"states": np.full(4, 2e-5 * NOISE_FACTOR * 1.5)}
+    r = Report()
+    _compare(r, "case", noisy, eager32, 1e-5, lambda: exact)
+    assert r.mismatches == [] and r.noise_cases == 1 and r.max_abs_err == pytest.approx(4e-5)
+    _compare(r, "case", wrong, eager32, 1e-5, lambda: exact)
+    assert len(r.mismatches) == 1 and "against float64 eager" in str(r.mismatches[0])
+    _compare(r, "case", noisy, eager32, 1e-5)  # no float64 reference: the plain bar
+    assert len(r.mismatches) == 2
