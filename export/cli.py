@@ -58,9 +58,10 @@ def _build_vocab(a: argparse.Namespace) -> Vocab:
     return vocab
 
 
-def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
-    config = ModelConfig(
-        vocab_size=len(vocab),
+def model_config(a: argparse.Namespace, vocab_size: int) -> ModelConfig:
+    """The model flags (``_add_model_args``) as a ModelConfig."""
+    return ModelConfig(
+        vocab_size=vocab_size,
         cell=a.cell,
         embedding_dim=a.embedding_dim,
         hidden_size=a.hidden_size,
@@ -69,6 +70,10 @@ def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
         nonlinearity=a.nonlinearity,
         bias=not a.no_bias,
     )
+
+
+def _new_checkpoint(a: argparse.Namespace, vocab: Vocab) -> Checkpoint:
+    config = model_config(a, len(vocab))
     user_dict = Path(a.user_dict).read_text(encoding="utf-8") if a.user_dict else None
     return Checkpoint(init_model(config, a.seed), vocab, _tokenizer_config(a), user_dict)
 
@@ -88,10 +93,14 @@ def _log_report(r: ExportReport) -> None:
 
 
 def _log_parity(cases: int, seconds: float, err: float, invariance: float) -> None:
+    bar = (
+        f"<= {contract.PARITY_ATOL:g}"
+        if err <= contract.PARITY_ATOL
+        else f"over {contract.PARITY_ATOL:g} only where float64 eager shows float32 noise"
+    )
     log(
-        f"parity ok on {cases} shapes in {seconds:.1f}s: max abs err {err:.2e} "
-        f"(<= {contract.PARITY_ATOL:g}), batch invariance {invariance:.2e} "
-        f"(<= {contract.BATCH_INVARIANCE_ATOL:g})"
+        f"parity ok on {cases} shapes in {seconds:.1f}s: max abs err {err:.2e} ({bar}), "
+        f"batch invariance {invariance:.2e} (<= {contract.BATCH_INVARIANCE_ATOL:g})"
     )
 
 

@@ -22,7 +22,6 @@ from zh_rnn_encoder.core.manifest import (
     DataSource,
     Defaults,
     ModelCard,
-    ModelConfig,
     sha256_file,
 )
 from zh_rnn_encoder.core.tokenizer import Tokenizer
@@ -32,7 +31,12 @@ from zh_rnn_encoder.data.records import DataError, Fields
 from zh_rnn_encoder.data.split import RULE, VALID
 from zh_rnn_encoder.export import checkpoint as ckpt_io
 from zh_rnn_encoder.export.checkpoint import Checkpoint
-from zh_rnn_encoder.export.cli import _add_model_args, _add_tokenizer_args, _tokenizer_config
+from zh_rnn_encoder.export.cli import (
+    _add_model_args,
+    _add_tokenizer_args,
+    _tokenizer_config,
+    model_config,
+)
 from zh_rnn_encoder.export.model import TorchEncoder, init_model
 from zh_rnn_encoder.export.training import curves
 from zh_rnn_encoder.export.training.corpus import Batches, Source, Survey, idf_weights, survey
@@ -116,19 +120,6 @@ def _model(
     )
 
 
-def _config(a: argparse.Namespace, vocab_size: int) -> ModelConfig:
-    return ModelConfig(
-        vocab_size=vocab_size,
-        cell=a.cell,
-        embedding_dim=a.embedding_dim,
-        hidden_size=a.hidden_size,
-        num_layers=a.layers,
-        bidirectional=a.bidirectional,
-        nonlinearity=a.nonlinearity,
-        bias=not a.no_bias,
-    )
-
-
 def _recorded(a: argparse.Namespace) -> dict:
     """The settings that decide the result (a resumed run must match them)."""
     skip = {"func", "resume", "out", "threads", "progress"}
@@ -169,7 +160,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     if {"supervised", "supcon"} & set(terms) and not p.classes:
         raise DataError("objectives 'supervised' and 'supcon' need labels: give --label-field")
     _start(a, p)
-    encoder = base.model if base else init_model(_config(a, len(p.vocab)), a.seed)
+    encoder = base.model if base else init_model(model_config(a, len(p.vocab)), a.seed)
     torch.manual_seed(a.seed)
     bar = _progress_bar(p.survey.texts, a.progress)
     if a.pretrain_epochs:

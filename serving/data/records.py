@@ -58,6 +58,18 @@ def read(path: Path | str, fields: Fields = Fields(), fmt: str = "") -> Iterator
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+def rows(path: Path | str, fmt: str = "") -> Iterator[tuple[str, dict]]:
+    """("file:line", row) of a JSONL, CSV or Parquet file, unchecked (for other fields)."""
+    path = Path(path)
+    kind = format_of(path, fmt)
+    if kind == "text":
+        raise DataError(f"{path}: expected a .jsonl, .csv or .parquet file")
+    try:
+        yield from {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}[kind](path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
 def _example(row: dict, fields: Fields, where: str) -> Example:
     text = _field(row, fields.text, where)
     if not text.strip():

@@ -3,12 +3,9 @@ out-of-domain set and scored pairs, each with the sha256 of what it was read fro
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,37 +162,4 @@ def _column(path: Path, name: str) -> list[str] | None:
     return ["" if v is None else str(v).strip() for v in values]
 
 
-def _rows(path: Path) -> Iterator[tuple[str, dict]]:
-    """(file:line, row) of a JSONL, CSV or Parquet file, blank lines skipped as records.read."""
-    kind = records.format_of(path)
-    try:
-        if kind == "jsonl":
-            yield from _jsonl(path)
-        elif kind == "csv":
-            with open(path, encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f)
-                for row in reader:
-                    yield f"{path}:{reader.line_num}", row
-        elif kind == "parquet":
-            import pyarrow.parquet as pq  # only for Parquet input
-
-            for n, row in enumerate(pq.read_table(path).to_pylist(), 1):
-                yield f"{path}:row {n}", row
-        else:
-            raise DataError(f"{path}: expected a .jsonl, .csv or .parquet file")
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
-
-
-def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object")
-            yield f"{path}:{n}", row
+_rows = records.rows
