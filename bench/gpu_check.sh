@@ -8,7 +8,6 @@
 # It runs, in order: `pytest -m cuda`, the --workers scaling table, the CPU-vs-CUDA table.
 set -u
 OUT=${OUT:-/tmp/gpu-check}
-PARTS=${ORT_PARTS:-/tmp/ort}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 
@@ -18,17 +17,8 @@ step machine
 nvidia-smi -L; nproc; python3 --version
 
 step "onnxruntime-gpu from its parts"
-whl="$PARTS/$(cat .whl/ort.name)"
-cat "$PARTS"/p* >"$whl"
-echo "$(cat .whl/ort.sha)  $whl" | sha256sum -c - || exit 1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/py/*.whl "$whl" || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-# onnxruntime-gpu dlopens CUDA 13's and cuDNN 9's libraries; the image has them in pip folders.
-libs=$(find /opt /usr/local /usr/lib -xdev \( -name 'libcudnn.so.9' -o -name 'libcublasLt.so.13' \
-    -o -name 'libcudart.so.13' -o -name 'libcufft.so.12' -o -name 'libcurand.so.10' \
-    -o -name 'libnvrtc.so.13' \) 2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd:)
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+. bench/gpu_env.sh
+gpu_env || exit 1
 python3 -c 'import onnxruntime as o; print(o.__version__, o.__file__, o.get_available_providers())'
 
 step "pytest -m cuda"
