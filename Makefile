@@ -9,7 +9,7 @@ CLIENTS_STAMP := $(CLIENTS)/.installed
 BUNDLE ?= bundles/default
 
 # The default model's recipe (docs/model-card.md says why each choice): encoder-train's flags.
-TRAIN_ARGS ?= --cell gru --pooling mean --objective supervised+bow:0.3 --epochs 5 --patience 5 \
+TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 5 --patience 5 \
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.1 --seed 0
 RUN := build/train/default
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 # name -> flags added to the recipe's (the last --cell/--bidirectional given wins)
 CELLS = {
-    "gru": ["--cell", "gru"],
     "rnn": ["--cell", "rnn"],
+    "gru": ["--cell", "gru"],
     "lstm": ["--cell", "lstm"],
     "bigru": ["--cell", "gru", "--bidirectional"],
     "gru-supervised-only": ["--cell", "gru", "--objective", "supervised"],  # the bow ablation
