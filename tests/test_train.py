@@ -35,9 +35,11 @@ def toy(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
+CLI = [sys.executable, "-m", "zh_rnn_encoder.export.training.cli"]
+
+
 def train(*args: object, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "zh_rnn_encoder.export.training.cli", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
     if check and r.returncode != 0:
         raise AssertionError(r.stderr)
     return r
@@ -54,18 +56,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"train": toy(d / "train.jsonl", 600, 0), "valid": toy(d / "valid.jsonl", 120, 1)}
 
 
+def toy_run(data: dict[str, Path], out: Path) -> list[object]:
+    """The GRU run on the toy data that the learning and resume tests share."""
+    return ["--train", data["train"], "--valid", data["valid"], "--out", out, *RUN]
+
+
 @pytest.fixture(scope="module")
 def trained(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "a"
-    train(
-        "--train",
-        data["train"],
-        "--valid",
-        data["valid"],
-        "--out",
-        out,
-        *RUN,
-    )
+    train(*toy_run(data, out))
     return out
 
 
@@ -80,16 +79,8 @@ def test_resume_after_sigkill_gives_the_same_result(
     trained: Path, data: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "b"
-    args = [
-        "--train",
-        data["train"],
-        "--valid",
-        data["valid"],
-        "--out",
-        out,
-        *RUN,
-    ]
-    cmd = [sys.executable, "-m", "zh_rnn_encoder.export.training.cli", *map(str, args)]
+    args = toy_run(data, out)
+    cmd = [*CLI, *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = out / "train-state.pt"
     deadline = time.monotonic() + 120
