@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 # The ecosystem's stock clients (tritonclient, kserve, openai) live apart: they pin protobuf < 7.
 CLIENTS := $(VENV)/stock-clients
 CLIENTS_STAMP := $(CLIENTS)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 BUNDLE ?= bundles/default
 
 # The default model's recipe (docs/model-card.md says why each choice): encoder-train's flags.
@@ -13,14 +14,15 @@ TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.1 --seed 0
 RUN := build/train/default
 
-.PHONY: help install model quality serve test lint format proto bench bench-quick bench-bulk fuzz-tokenizer stress clean
+.PHONY: help install model quality serve test lint format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
 	@echo "make test    run the whole test suite (CPU only)"
 	@echo "make model   (re)train, export, verify and evaluate the default bundle in $(BUNDLE)"
-	@echo "make quality the README's quality table: every cell trained, against the baselines"
-	@echo "make lint    ruff check + format check"
+	@echo "make quality the quality table (docs/quality.md): every cell trained, against the baselines"
+	@echo "make lint    ruff check + format check, hadolint, kubernetes-validate, the docs build"
+	@echo "make docs    the docs site, mkdocs build --strict into site/"
 	@echo "make proto   regenerate serving/proto from protos/"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
 	@echo "make fuzz-tokenizer  1,000,000 generated strings: fast tokenizer path vs jieba.lcut"
@@ -48,7 +50,7 @@ model: $(STAMP)
 	$(BIN)/encoder-eval --data default --bundle default=$(BUNDLE) --out $(RUN).eval
 	$(BIN)/encoder-export card --bundle $(BUNDLE) --quality $(RUN).eval/quality.json --model default
 
-# The README's quality table: each cell trained with the default recipe, one encoder-eval run.
+# The quality table (docs/quality.md): each cell trained with the default recipe, one encoder-eval run.
 quality: $(STAMP)
 	$(BIN)/python -m zh_rnn_encoder.export.training.quality --out build/quality -- $(TRAIN_ARGS)
 
@@ -69,6 +71,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/[!k]*.yaml
+	$(MAKE) --no-print-directory docs
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -76,6 +79,16 @@ format: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
+
+# The docs extra (mkdocs-material) apart from the rest: only the docs build needs it.
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
+# Strict: a page left out of nav, a broken link or anchor fails (mkdocs.yml, validation).
+# docs/gen_config.py generates the configuration reference from encoder-serve's flag table.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/python -m bench.run
@@ -95,4 +108,4 @@ fuzz-tokenizer: $(STAMP)
 	$(BIN)/python -m tests.fuzz_tokenizer --count $(or $(COUNT),1000000) --seed $(or $(SEED),0)
 
 clean:
-	rm -rf $(VENV) bundles build .pytest_cache .ruff_cache
+	rm -rf $(VENV) bundles build site .pytest_cache .ruff_cache

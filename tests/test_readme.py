@@ -19,13 +19,13 @@ def block_after(heading: str) -> str:
 def test_tutorial_export_example(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(block_after("### Bringing the tutorial's model"), scope)
+    exec(block_after("### Export the tutorial's model"), scope)
     assert scope["report"].parity_max_abs_err <= 1e-5
     assert (tmp_path / "bundles" / "tutorial" / "bundle.json").is_file()
 
 
 def test_in_process_example(bundle_factory) -> None:
-    code = block_after("## In process, without a server")
+    code = block_after("### In process, without a server")
     assert '"bundles/default"' in code
     scope: dict = {}
     exec(code.replace('"bundles/default"', repr(str(bundle_factory()[0]))), scope)
