@@ -6,6 +6,19 @@ STAMP  := $(VENV)/.installed
 # The ecosystem's stock clients (tritonclient, kserve, openai) live apart: they pin protobuf < 7.
 CLIENTS := $(VENV)/stock-clients
 CLIENTS_STAMP := $(CLIENTS)/.installed
+# Node.js tools and clients install from their own lockfiles (npm ci), without install scripts.
+NPM_CI := npm ci --ignore-scripts --no-audit --no-fund
+NEED_NPM = @command -v npm >/dev/null || { echo "npm is missing: $(@D:/node_modules=) needs Node.js 20+ and npm" >&2; exit 1; }
+# buf lints protos/ and checks them for breaking changes against BUF_AGAINST: the commit that made
+# encoder.v1 what it is, until a release is tagged (docs/api-compatibility.md says why).
+BUF_DIR := tools/buf
+BUF := $(BUF_DIR)/node_modules/.bin/buf
+BUF_STAMP := $(BUF_DIR)/node_modules/.installed
+BUF_AGAINST ?= .git\#ref=df9d0b8430f279bc4fe42c198e6c85e21c469ada,subdir=protos
+# The TypeScript client, typed from protos/ by its build (docs/clients.md).
+TS_CLIENT := clients/typescript
+TS_STAMP := $(TS_CLIENT)/node_modules/.installed
+TS_BUILT := $(TS_CLIENT)/dist/index.js
 DOCS_STAMP := $(VENV)/.docs-installed
 BUNDLE ?= bundles/default
 
@@ -14,7 +27,7 @@ TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.1 --seed 0
 RUN := build/train/default
 
-.PHONY: help install model quality serve test lint format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
+.PHONY: help install model quality serve test lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -23,6 +36,7 @@ help:
 	@echo "make quality the quality table (docs/quality.md): every cell trained, against the baselines"
 	@echo "make lint    ruff check + format check, hadolint, kubernetes-validate, the docs build"
 	@echo "make docs    the docs site, mkdocs build --strict into site/"
+	@echo "make buf     buf lint and buf breaking over protos/ (part of make lint)"
 	@echo "make proto   regenerate serving/proto from protos/"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
 	@echo "make fuzz-tokenizer  1,000,000 generated strings: fast tokenizer path vs jieba.lcut"
@@ -63,7 +77,17 @@ $(CLIENTS_STAMP): tests/stock_clients.txt | $(STAMP)
 	$(CLIENTS)/bin/python -m pip install -q -r tests/stock_clients.txt
 	touch $@
 
-test: $(STAMP) $(CLIENTS_STAMP)
+$(TS_STAMP): $(TS_CLIENT)/package-lock.json
+	$(NEED_NPM)
+	cd $(TS_CLIENT) && $(NPM_CI)
+	touch $@
+
+$(TS_BUILT): $(TS_STAMP) $(wildcard $(TS_CLIENT)/src/*.ts $(TS_CLIENT)/*.json) \
+		$(TS_CLIENT)/proto/grpc/health/v1/health.proto protos/encoder/v1/encoder.proto
+	cd $(TS_CLIENT) && npm run --silent build
+	touch $@
+
+test: $(STAMP) $(CLIENTS_STAMP) $(TS_BUILT)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -71,11 +95,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/[!k]*.yaml
+	$(MAKE) --no-print-directory buf
 	$(MAKE) --no-print-directory docs
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+$(BUF_STAMP): $(BUF_DIR)/package-lock.json
+	$(NEED_NPM)
+	cd $(BUF_DIR) && $(NPM_CI)
+	touch $@
+
+buf: $(BUF_STAMP)
+	$(BUF) lint
+	$(BUF) breaking --against '$(BUF_AGAINST)'
 
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
@@ -109,3 +143,4 @@ fuzz-tokenizer: $(STAMP)
 
 clean:
 	rm -rf $(VENV) bundles build site .pytest_cache .ruff_cache
+	rm -rf $(BUF_DIR)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist $(TS_CLIENT)/src/gen
