@@ -183,3 +183,56 @@ def test_supervised_contrastive_term(data: dict[str, Path], tmp_path: Path) -> N
     assert rows[-1]["train_supcon"] < rows[0]["train_supcon"] and "train_bow" not in rows[0]
     r = train(*args, "--objective", "supcon+oops", "--epochs", "1", check=False)
     assert r.returncode == 1 and "unknown term 'oops'" in r.stderr
+
+
+def test_composed_word_vectors_are_a_word_and_its_characters() -> None:
+    import torch
+    from torch import nn
+
+    from zh_rnn_encoder.core.vocab import Vocab
+    from zh_rnn_encoder.export.training.compose import Composed, char_dropout
+
+    vocab = Vocab(["<pad>", "<unk>", "喜欢", "满意", "。"])
+    emb = Composed(nn.Embedding(len(vocab), 4), vocab)
+    W, C, ix = emb.word.weight, emb.chars.weight, emb.char_index
+    table = emb.table().detach()
+    assert table.shape == (10, 4)
+    assert torch.allclose(table[2], (W[2] + C[ix["喜"]] + C[ix["欢"]]) / 3)
+    assert torch.allclose(table[5 + 2], (C[ix["喜"]] + C[ix["欢"]]) / 2)
+    assert torch.allclose(table[1], W[1]) and torch.allclose(table[5 + 1], torch.zeros(4))
+    plain, extended = emb.export(vocab, ["满欢"])
+    assert extended.tokens[-1] == "满欢" and plain.weight.shape == (6, 4)
+    assert torch.allclose(plain.weight[5], (C[ix["满"]] + C[ix["欢"]]) / 2)
+    assert torch.allclose(plain.weight[:5], table[:5])
+    assert emb.spellable("欢喜") and not emb.spellable("好") and not emb.spellable("")
+    ids = torch.tensor([[2, 3, 4, 1, 0, 0]] * 200)
+    noisy = char_dropout(ids, 0.5, 5, (1, 0))
+    assert ((noisy == ids) | (noisy == ids + 5)).all() and (noisy != ids).any()
+    assert (noisy[:, 3:] == ids[:, 3:]).all()  # <unk> and <pad> have no characters
+
+
+def test_composed_run_learns_and_exports_dictionary_words(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    from zh_rnn_encoder.export import checkpoint as ckpt_io
+    from zh_rnn_encoder.export import export_bundle
+    from zh_rnn_encoder.runtime.encoder import Encoder
+
+    out = tmp_path / "run"
+    args = ["--train", data["train"], "--valid", data["valid"], "--out", out, *SMALL, *FAST]
+    compose = ["--compose", "--char-dropout", "0.2", "--dictionary-words", "100"]
+    train(*args, "--cell", "rnn", "--epochs", "4", *compose)
+    assert max(r["valid_accuracy"] for r in metrics(out)) >= 0.95
+    trained = json.loads((out / "vocab.json").read_text("utf-8"))["tokens"]
+    ckpt = ckpt_io.load(out / "checkpoint.pt")
+    extra = ckpt.vocab.tokens[len(trained) :]
+    assert ckpt.vocab.tokens[: len(trained)] == trained and len(extra) == 100
+    chars = {c for t in trained[2:] for c in t}
+    assert not set(extra) & set(trained) and all(set(w) <= chars for w in extra)
+    assert ckpt.model.embedding.weight.shape[0] == len(ckpt.vocab)
+    assert "100 words of jieba's dictionary" in ckpt.card.notes
+    export_bundle(ckpt, tmp_path / "bundle", "quick")
+    enc = Encoder.from_bundle(tmp_path / "bundle", threads=1)
+    served = [t for t in enc.tokenize(extra) if len(t.tokens) == 1 and len(t.tokens[0]) == 2]
+    assert served and all(t.unknown == 0 for t in served)
+    assert [int(t.ids[0]) for t in served] == [ckpt.vocab.index[t.tokens[0]] for t in served]

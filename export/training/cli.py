@@ -8,6 +8,7 @@ encoder-train ... --out runs/mine --resume                 # after a kill: same 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -39,6 +40,7 @@ from zh_rnn_encoder.export.cli import (
 )
 from zh_rnn_encoder.export.model import TorchEncoder, init_model
 from zh_rnn_encoder.export.training import curves
+from zh_rnn_encoder.export.training.compose import Composed, dictionary_words
 from zh_rnn_encoder.export.training.corpus import Batches, Source, Survey, idf_weights, survey
 from zh_rnn_encoder.export.training.loop import STATE_FILE, Progress, Schedule, Trainer
 from zh_rnn_encoder.export.training.objectives import (
@@ -114,9 +116,10 @@ def _model(
         max(len(p.classes), 1),
         torch.from_numpy(idf_weights(p.survey, p.vocab)),
         Pooling.parse(a.pooling, "pooling"),
-        Regularisation(a.dropout, a.word_dropout),
+        Regularisation(a.dropout, a.word_dropout, a.char_dropout),
         p.vocab.unk_id,
         bag,
+        p.vocab.pad_id,
     )
 
 
@@ -161,6 +164,8 @@ def cmd_train(a: argparse.Namespace) -> None:
         raise DataError("objectives 'supervised' and 'supcon' need labels: give --label-field")
     _start(a, p)
     encoder = base.model if base else init_model(model_config(a, len(p.vocab)), a.seed)
+    if a.compose:
+        encoder.embedding = Composed(encoder.embedding, p.vocab)
     torch.manual_seed(a.seed)
     bar = _progress_bar(p.survey.texts, a.progress)
     if a.pretrain_epochs:
@@ -211,7 +216,18 @@ def _run(a: argparse.Namespace, trainer: Trainer, bar, phase: str) -> Progress:
 
 
 def _finish(a: argparse.Namespace, p: Plan, trainer: Trainer, terms: tuple, base) -> None:
-    encoder = trainer.model.encoder
+    encoder, vocab, extended = trainer.model.encoder, p.vocab, ""
+    if isinstance(encoder.embedding, Composed):
+        extra = dictionary_words(encoder.embedding, vocab, a.dictionary_words)
+        table, vocab = encoder.embedding.export(vocab, extra)
+        plain = TorchEncoder(dataclasses.replace(encoder.config, vocab_size=len(vocab)))
+        plain.rnn.load_state_dict(encoder.rnn.state_dict())
+        plain.embedding = table
+        encoder = plain
+        extended = (
+            f"; word vectors composed with their characters' in training, and {len(extra)} "
+            f"words of jieba's dictionary added by their characters (vocabulary {len(vocab)})"
+        )
     card = ModelCard(
         objective="+".join(f"{k}:{w:g}" for k, w in terms.items())
         + (f", fine-tuned from {a.init_from}" if base else ""),
@@ -222,11 +238,12 @@ def _finish(a: argparse.Namespace, p: Plan, trainer: Trainer, terms: tuple, base
         notes=(
             f"pooling {a.pooling}; best epoch {trainer.p.best_epoch} of {len(trainer.p.history)}; "
             f"vocabulary min count {a.min_freq}; {a.max_tokens} tokens a text in training"
+            f"{extended}"
         ),
     )
     ckpt = Checkpoint(
         encoder.eval(),
-        p.vocab,
+        vocab,
         base.tokenizer if base else _tokenizer_config(a),
         Path(a.user_dict).read_text(encoding="utf-8") if a.user_dict else None,
         defaults=Defaults(Pooling.parse(a.pooling, "pooling"), a.normalize),
@@ -295,6 +312,24 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", type=float, default=1.0)
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--word-dropout", type=float, default=0.1)
+    t.add_argument(
+        "--compose",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="word vectors plus their characters' in training (see export/training/compose.py)",
+    )
+    t.add_argument(
+        "--char-dropout",
+        type=float,
+        default=0.0,
+        help="with --compose: share of tokens read by their characters alone",
+    )
+    t.add_argument(
+        "--dictionary-words",
+        type=int,
+        default=0,
+        help="with --compose: add up to N unseen words of jieba's dictionary at export",
+    )
     t.add_argument("--threads", type=int, default=available_cpus())
     t.add_argument("--save-every", type=int, default=200, help="steps between saved states")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty())

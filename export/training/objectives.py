@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.export.model import TorchEncoder
+from zh_rnn_encoder.export.training.compose import Composed, char_dropout
 
 TERMS = ("supervised", "supcon", "bow", "contrastive")
 TEMPERATURE = 0.05
@@ -47,6 +48,7 @@ def parse_objective(text: str) -> dict[str, float]:
 class Regularisation:
     dropout: float = 0.2  # on the pooled vector, before every head
     word_dropout: float = 0.1  # share of tokens replaced by <unk> in training
+    char_dropout: float = 0.0  # share read by their characters alone (compose.Composed only)
 
 
 def pooled(states: Tensor, final: Tensor, lengths: Tensor, mode: Pooling) -> Tensor:
@@ -75,12 +77,13 @@ class TrainModel(nn.Module):
         reg: Regularisation,
         unk_id: int,
         bag: bool = False,
+        pad_id: int = 0,
     ) -> None:
         super().__init__()
         c = encoder.config
         dim, vocab = (c.embedding_dim if bag else c.output_dim), c.vocab_size
         self.encoder, self.terms, self.pooling, self.reg = encoder, terms, pooling, reg
-        self.unk_id, self.bag = unk_id, bag
+        self.unk_id, self.pad_id, self.bag = unk_id, pad_id, bag
         self.head = nn.Linear(dim, classes) if "supervised" in terms else None
         self.bow = nn.Linear(dim, vocab) if "bow" in terms else None
         self.register_buffer("idf", idf)
@@ -94,10 +97,14 @@ class TrainModel(nn.Module):
         return pooled(states, final, lengths, self.pooling)
 
     def _noisy(self, ids: Tensor) -> Tensor:
-        if not self.training or self.reg.word_dropout <= 0:
+        if not self.training:
             return ids
-        drop = torch.rand(ids.shape) < self.reg.word_dropout
-        return ids.masked_fill(drop, self.unk_id)
+        if self.reg.word_dropout > 0:
+            ids = ids.masked_fill(torch.rand(ids.shape) < self.reg.word_dropout, self.unk_id)
+        emb = self.encoder.embedding
+        if isinstance(emb, Composed):
+            ids = char_dropout(ids, self.reg.char_dropout, emb.size, (self.unk_id, self.pad_id))
+        return ids
 
     def losses(self, ids: Tensor, lengths: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Each term's mean loss over the batch, and ``correct``: the head's right answers."""
