@@ -20,7 +20,7 @@ COPY export ./export
 # DL3013: the versions are pyproject.toml's, which this installs (a local path, not a name).
 # hadolint ignore=DL3013
 RUN pip install --no-compile ".[http]" \
-    && python -c "import zh_rnn_encoder.transport.app, zh_rnn_encoder.transport.http_server" \
+    && python -c "import zh_rnn_encoder.transport.app, zh_rnn_encoder.transport.openai.http_server" \
     && rm -rf /src
 RUN groupadd --system --gid 10001 encoder \
     && useradd --system --uid 10001 --gid encoder --home-dir /home/encoder --create-home encoder

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from zh_rnn_encoder.transport import app, http_server
-from zh_rnn_encoder.transport.openai_api import OpenAIApi, Reply
+from zh_rnn_encoder.transport import app
+from zh_rnn_encoder.transport.openai import http_server
+from zh_rnn_encoder.transport.openai.api import OpenAIApi
+from zh_rnn_encoder.transport.openai.convert import Reply
 
 
 class AiohttpServer:

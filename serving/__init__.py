@@ -8,7 +8,8 @@ onnxruntime and jieba:
     out = enc.encode(["北京冬奥的进度条已经过半"], pooling="mean", normalize=True)
 
 Layers (docs/architecture.md): core (contract, manifest, tokenizer, vocabulary, enums, errors)
--> runtime (session, batcher, Encoder) -> transport (encoder.v1 gRPC) ; client ; export.
+-> runtime (session, batcher, Encoder) -> transport (encoder.v1 and Open Inference gRPC, OpenAI
+HTTP; `encoder-serve` is zh_rnn_encoder.transport.app) ; client ; export.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_results_go_back_to_their_requests() -> None:
         return out
 
     first, second = run(go())
-    assert [f[0] for f in first.final] == [6, 1] and second.final[0][0] == 15
+    assert [f[0] for f in first.vectors] == [6, 1] and second.vectors[0][0] == 15
     assert [s.shape for s in first.states] == [(3, 1), (1, 1)]
     assert first.queue_s >= 0 and first.inference_s > 0
 
@@ -59,7 +59,7 @@ def test_padded_token_budget_splits_runs() -> None:
 
     out = run(go())
     assert all(r * s <= 10 for r, s in model.shapes) and sum(r for r, _ in model.shapes) == 4
-    assert [f[0] for f in out.final] == [15, 15, 15, 3]
+    assert [f[0] for f in out.vectors] == [15, 15, 15, 3]
 
 
 def test_a_row_over_the_budget_still_runs_alone() -> None:
@@ -72,7 +72,7 @@ def test_a_row_over_the_budget_still_runs_alone() -> None:
         await b.close()
         return out
 
-    assert run(go()).final[0][0] == 45 and model.shapes == [(1, 9)]
+    assert run(go()).vectors[0][0] == 45 and model.shapes == [(1, 9)]
 
 
 def test_full_queue_is_overloaded_and_closed_is_not_ready() -> None:
@@ -84,7 +84,7 @@ def test_full_queue_is_overloaded_and_closed_is_not_ready() -> None:
         with pytest.raises(Overloaded, match="max_queued_texts=3"):
             await b.submit(rows(1, 1))
         await b.close()
-        assert len((await first).final) == 2  # queued work finishes on close
+        assert len((await first).vectors) == 2  # queued work finishes on close
         with pytest.raises(NotReady):
             await b.submit(rows(1))
 
@@ -118,7 +118,7 @@ def test_a_cycle_groups_texts_of_similar_length() -> None:
 
     first, second = run(go())
     assert model.shapes == [(2, 1), (2, 9)]  # FIFO would have run (2, 9) twice
-    assert [f[0] for f in first.final] == [45, 1] and [f[0] for f in second.final] == [45, 1]
+    assert [f[0] for f in first.vectors] == [45, 1] and [f[0] for f in second.vectors] == [45, 1]
 
 
 def test_states_are_dropped_unless_kept() -> None:
@@ -130,8 +130,8 @@ def test_states_are_dropped_unless_kept() -> None:
         return out
 
     lean, full = run(go())
-    assert lean.states == [None] and lean.final[0][0] == 6
-    assert full.states[0].shape == (3, 1) and full.final[0][0] == 6
+    assert lean.states == [None] and lean.vectors[0][0] == 6
+    assert full.states[0].shape == (3, 1) and full.vectors[0][0] == 6
 
 
 def test_a_small_request_does_not_wait_for_a_large_one() -> None:
@@ -160,5 +160,5 @@ def test_a_small_request_does_not_wait_for_a_large_one() -> None:
         return out
 
     small, large = run(go())
-    assert small.final[0][0] == 6 and [f[0] for f in large.final] == [15] * 40
+    assert small.vectors[0][0] == 6 and [f[0] for f in large.vectors] == [15] * 40
     assert model.shapes[:3] == [(2, 5), (1, 3), (2, 5)] and len(model.shapes) == 21

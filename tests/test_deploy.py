@@ -14,7 +14,7 @@ from tests.conftest import SMALL
 from tests.harness import InProcessServer
 from zh_rnn_encoder.client import EncoderClient
 from zh_rnn_encoder.transport.config import ServerConfig
-from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S
+from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

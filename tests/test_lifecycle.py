@@ -226,5 +226,5 @@ def test_drain_serves_the_admit_window_then_refuses_on_headers(small_bundle, jie
             c.encode(["你好"])
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "shutting down" in e.value.details()
-        assert c.health() == "SERVING"  # the app's drain sets health; the door is the state's
+        assert c.health() == "SERVING"  # the app's drain sets health; the gate is the state's
     srv.stop()

@@ -26,22 +26,25 @@ FORBIDDEN = {
     "core": {"torch", "grpc", "grpc_health", "grpc_reflection", "onnxruntime", "onnx"},
     "runtime": {"torch", "grpc", "grpc_health", "grpc_reflection", "onnx"},
     "client": {"torch", "onnxruntime", "onnx", "jieba", "rjieba"},
-    "codec": {"torch", "onnxruntime", "onnx", "jieba", "rjieba", "grpc"},
+    "proto_convert": {"torch", "onnxruntime", "onnx", "jieba", "rjieba", "grpc"},
     "bulk": {"torch", "onnx", "grpc", "grpc_health", "grpc_reflection"},
     "eval": {"torch", "grpc", "grpc_health", "grpc_reflection"},
     "data": {"torch", "grpc", "onnxruntime", "onnx"},
 }
 # layer -> layers of ours it must never import (inner layers never reach outer ones)
 FORBIDDEN_OURS = {
-    "core": {"runtime", "transport", "client", "export", "codec", "bulk", "eval", "data"},
-    "runtime": {"transport", "client", "export", "codec", "bulk", "eval"},
+    "core": {"runtime", "transport", "client", "export", "proto_convert", "bulk", "eval", "data"},
+    "runtime": {"transport", "client", "export", "proto_convert", "bulk", "eval"},
     "client": {"runtime", "transport", "export", "core.tokenizer", "core.bundle"},
-    "codec": {"runtime", "transport", "client", "export"},
+    "proto_convert": {"runtime", "transport", "client", "export"},
     "transport": {"client", "export", "bulk", "eval"},
     "bulk": {"transport", "client", "export", "eval"},
     "eval": {"transport", "client", "export", "bulk"},
-    "data": {"runtime", "transport", "client", "export", "codec", "bulk", "eval"},
+    "data": {"runtime", "transport", "client", "export", "proto_convert", "bulk", "eval"},
 }
+# The HTTP transport (OpenAI API) and every module of ours it reaches never import these.
+HTTP = SERVING / "transport" / "openai"
+GRPC = {"grpc", "grpc_health", "grpc_reflection"}
 
 
 def _closure(name: str, extras: frozenset[str] = frozenset()) -> set[str]:
@@ -140,6 +143,49 @@ def test_the_import_direction_check_can_fail(tmp_path: Path) -> None:
             test_layers_import_only_what_they_may()
     finally:
         bad.unlink()
+
+
+def _source(name: str) -> Path | None:
+    """The file a dotted name of ours is imported from; None for a name inside a module."""
+    base = SERVING / Path(*name.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def test_http_transport_never_imports_grpc() -> None:
+    """No module of the HTTP transport imports grpc, nor does any module of ours that it
+    imports, however indirectly (lazy imports count); the closure reaches the shared modules."""
+    seen: set[Path] = set()
+    todo, problems = sorted(HTTP.glob("*.py")), []
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        names = _imports(path)
+        for bad in sorted({n.split(".")[0] for n in names} & GRPC):
+            problems.append(f"{path.relative_to(ROOT)} imports {bad}")
+        todo += [p for n in names if n.startswith(PKG + ".") and (p := _source(n)) is not None]
+    assert problems == []
+    shared = {p.relative_to(SERVING).as_posix() for p in seen}
+    assert {"transport/gate.py", "transport/status.py", "transport/security.py"} <= shared
+
+
+def test_http_transport_imports_without_grpc() -> None:
+    """The OpenAI API and its listener import and build where grpc is absent."""
+    pytest.importorskip("uvicorn")
+    _run_blocked(
+        sorted(GRPC),
+        "from zh_rnn_encoder.transport.openai.api import OpenAIApi\n"
+        "from zh_rnn_encoder.transport.openai.http_server import HttpServer\n"
+        "from zh_rnn_encoder.transport.serving_state import Served, ServingState\n"
+        "api = OpenAIApi(ServingState(), Served('m'), 1 << 20, [])\n"
+        "HttpServer(api)\n"
+        "assert api.admit('POST', '/v1/embeddings', None, 10) is None\n"
+        "assert not [m for m in sys.modules if m.partition('.')[0] in BLOCKED]\n",
+    )
 
 
 def test_base_install_does_not_pull_torch() -> None:

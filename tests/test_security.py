@@ -15,7 +15,8 @@ from tests.conftest import SMALL, TUTORIAL
 from tests.harness import InProcessServer, ServerProcess, wait_health
 from zh_rnn_encoder.client import EncoderClient, encode_request
 from zh_rnn_encoder.client.cli import main as client_main
-from zh_rnn_encoder.transport.security import BearerAuth, load_tokens
+from zh_rnn_encoder.transport.interceptors import BearerAuth
+from zh_rnn_encoder.transport.security import load_tokens
 
 KEYS = ("s3cret-one", "s3cret-two")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from zh_rnn_encoder.client import encode_request, from_response
-from zh_rnn_encoder.codec import POOLING_TO_PB, TRUNCATION_TO_PB, pooling_of, truncation_of
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.proto_convert import POOLING_TO_PB, TRUNCATION_TO_PB, pooling_of, truncation_of
 from zh_rnn_encoder.runtime.encoder import EncodeResult, TextEncoding
-from zh_rnn_encoder.transport import wire
+from zh_rnn_encoder.transport.encoder_v1 import convert
 
 
 def test_every_enum_member_has_its_proto_value_and_back() -> None:
@@ -30,12 +30,12 @@ def test_every_enum_member_has_its_proto_value_and_back() -> None:
 def test_client_request_becomes_the_same_options() -> None:
     opts = {"pooling": "max", "normalize": True, "truncation": "first", "max_tokens": 3}
     r = encode_request(["你好"], token_vectors=True, **opts)
-    o = wire.options_of(r)
+    o = convert.options_of(r)
     assert (o.pooling, o.truncation, o.max_tokens) == (Pooling.MAX, Truncation.KEEP_FIRST, 3)
     assert o.normalize and o.token_vectors and o.reducer() is None
-    unset = wire.options_of(encode_request(["x"]))  # the model's defaults, resolved by Encoder
+    unset = convert.options_of(encode_request(["x"]))  # the model's defaults, resolved by Encoder
     assert unset.pooling is None and unset.normalize is None
-    assert wire.options_of(encode_request(["x"], normalize=False)).normalize is False
+    assert convert.options_of(encode_request(["x"], normalize=False)).normalize is False
     with pytest.raises(ValueError, match="pooling: unknown value 'avg'"):
         encode_request(["你好"], pooling="avg")
 
@@ -47,7 +47,7 @@ def test_response_decodes_to_the_same_arrays() -> None:
         TextEncoding(["北京", "冬奥"], np.array([5, 9]), vec, None, False, 2),
         TextEncoding(["你"], np.array([1]), vec * 2, tok, True, 4),
     ]
-    r = wire.encode_response(EncodeResult(encs, 0.001, 0.002, 0.003), "req-1", 0.0)
+    r = convert.encode_response(EncodeResult(encs, 0.001, 0.002, 0.003), "req-1", 0.0)
     assert r.request_id == "req-1" and r.timing.queue_us == 2000
     back = from_response(pb.EncodeResponse.FromString(r.SerializeToString()))
     for e, b in zip(encs, back):

@@ -17,13 +17,13 @@ import numpy as np
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from zh_rnn_encoder.codec import TRUNCATION_TO_PB, pooling_of, pooling_pb, to_numpy
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2_grpc as pb_grpc
+from zh_rnn_encoder.proto_convert import TRUNCATION_TO_PB, pooling_of, pooling_pb, to_numpy
 
 # The retry policy the client ships, as a gRPC service config: UNAVAILABLE (a server draining or
-# still loading) and RESOURCE_EXHAUSTED (shed at the door) are retried after an exponential,
+# still loading) and RESOURCE_EXHAUSTED (shed by the gate) are retried after an exponential,
 # jittered backoff. gRPC retries a call only while it is under its retry buffer (256 KiB by
 # default) and has no response yet; it never retries other statuses.
 RETRY_POLICY = {

@@ -1,6 +1,6 @@
 """One budget of in-flight work, in bytes, for every request and stream of a server.
 
-Unary requests take their share at the door or are refused at once (Overloaded, before any
+Unary requests take their share on admission or are refused at once (Overloaded, before any
 tokenization); streams wait for it, which stops them reading and lets HTTP/2 flow control push
 back on the client. Estimates are upper bounds computed from characters, before tokenizing:
 jieba never yields more tokens than characters.

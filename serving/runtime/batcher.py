@@ -33,11 +33,12 @@ Stack = Callable[[list], dict[str, np.ndarray]]
 
 @dataclass
 class Batched:
-    """A request's rows from the model: states [n, F] per row (None unless kept), final [F],
-    and, when asked for, each row's state to continue from."""
+    """A request's rows from the model: states [n, F] per row (None unless kept), a vector [F]
+    per row (its final state, or what ``reduce`` made of it: the pooled sentence vector), and,
+    when asked for, each row's state to continue from."""
 
     states: list[np.ndarray | None]
-    final: list[np.ndarray]
+    vectors: list[np.ndarray]
     queue_s: float
     inference_s: float
     continued: list | None = None
@@ -54,7 +55,7 @@ class _Item:
     on_state: OnState | None = None
     continued: list | None = None
     states: list = field(default_factory=list)
-    final: list = field(default_factory=list)
+    vectors: list = field(default_factory=list)
     started: float | None = None
     inference_s: float = 0.0
     done_rows: int = 0
@@ -101,7 +102,7 @@ class Batcher:
     ) -> Batched:
         """Encode ``rows`` (int64 ids each). Without ``keep_states`` only the final states come
         back, so a run's [rows, seq, F] output is freed as soon as it is delivered; ``reduce``
-        turns each row's (states [n, F], final [F], prior) into the vector returned as its final,
+        turns each row's (states [n, F], final [F], prior) into the vector returned in its stead,
         at delivery (pooling), so per-token states never outlive their run. ``initial`` gives
         each row's prior state (None: zeros), which the constructor's ``stack`` feeds to the
         graph; ``on_state`` makes each row's state to continue from, returned in ``continued``."""
@@ -122,7 +123,7 @@ class Batcher:
             on_state=on_state,
             continued=[None] * len(rows) if on_state else None,
             states=[None] * len(rows),
-            final=[None] * len(rows),
+            vectors=[None] * len(rows),
         )
         self._pending.extend((item, i) for i in range(len(rows)))
         self._wakeup.set()
@@ -212,9 +213,9 @@ class Batcher:
             if item.keep_states:
                 item.states[i] = states[j, :n]
             if item.reduce:
-                item.final[i] = item.reduce(states[j, :n], final[j], prior)
+                item.vectors[i] = item.reduce(states[j, :n], final[j], prior)
             else:
-                item.final[i] = final[j].copy()  # a row, not a view that pins the run's array
+                item.vectors[i] = final[j].copy()  # a row, not a view that pins the run's array
             if item.on_state:
                 item.continued[i] = item.on_state(prior, states[j, :n], out, j)
             item.done_rows += 1
@@ -222,7 +223,7 @@ class Batcher:
                 item.future.set_result(
                     Batched(
                         item.states,
-                        item.final,
+                        item.vectors,
                         item.started - item.enqueued,
                         item.inference_s,
                         item.continued,

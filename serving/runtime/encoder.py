@@ -282,8 +282,8 @@ class Encoder:
         self.limits.check_texts(texts)
         priors = self._priors(texts, initial_states, opt)
         segs = self._segment(texts, opt)
-        states, final, continued = self._run_all([s.ids for s in segs], opt, priors)
-        return self._pool(segs, states, final, opt, priors, continued)
+        states, vectors, continued = self._run_all([s.ids for s in segs], opt, priors)
+        return self._pool(segs, states, vectors, opt, priors, continued)
 
     def _priors(
         self, texts: list[str], initial: Sequence | None, opt: EncodeOptions
@@ -344,8 +344,8 @@ class Encoder:
         )
 
     def _run_chunk(self, doc: Document, chunk: np.ndarray, opt: EncodeOptions) -> None:
-        _, final, states = self._run_all([chunk], opt, [doc.state])
-        doc.advance(chunk, states[0], final[0])
+        _, vectors, continued = self._run_all([chunk], opt, [doc.state])
+        doc.advance(chunk, continued[0], vectors[0])
 
     async def aencode_document(
         self,
@@ -376,7 +376,7 @@ class Encoder:
                 initial=[doc.state],
                 on_state=self._on_state(opt),
             )
-        doc.advance(chunk, b.continued[0], b.final[0])
+        doc.advance(chunk, b.continued[0], b.vectors[0])
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         """Tokens and ids of each text (empty texts allowed), and how many ids are unknown."""
@@ -393,10 +393,10 @@ class Encoder:
         self, rows: list[np.ndarray], opt: EncodeOptions, priors: list | None = None
     ) -> tuple[list, list, list | None]:
         """Runs within the token budget; returns per-token states (token_vectors only), per
-        row the final state or, pooled at once, the sentence vector (see reducer), and with
-        return_state each row's state to continue from."""
+        row a vector: the final state or, pooled at once, the sentence vector (see reducer), and
+        with return_state each row's state to continue from."""
         states: list[np.ndarray | None] = [None] * len(rows)
-        final: list[np.ndarray | None] = [None] * len(rows)
+        vectors: list[np.ndarray | None] = [None] * len(rows)
         continued = [None] * len(rows) if opt.return_state else None
         reduce, on_state = opt.reducer(), self._on_state(opt)
         for run in plan_runs([len(r) for r in rows], self.max_batch_tokens):
@@ -409,10 +409,10 @@ class Encoder:
                 n = len(rows[i])
                 if opt.token_vectors:
                     states[i] = s[j, :n].copy()  # not a view pinning the whole run
-                final[i] = reduce(s[j, :n], f[j], own[j]) if reduce else f[j].copy()
+                vectors[i] = reduce(s[j, :n], f[j], own[j]) if reduce else f[j].copy()
                 if on_state:
                     continued[i] = on_state(own[j], s[j, :n], out, j)
-        return states, final, continued
+        return states, vectors, continued
 
     def _stack(self, priors: list) -> dict[str, np.ndarray]:
         return stack_initial(priors, self.bundle.model)
@@ -482,7 +482,9 @@ class Encoder:
             initial=priors,
             on_state=self._on_state(opt),
         )
-        encodings = self._pool(segs, batched.states, batched.final, opt, priors, batched.continued)
+        encodings = self._pool(
+            segs, batched.states, batched.vectors, opt, priors, batched.continued
+        )
         return EncodeResult(encodings, tokenize_s, batched.queue_s, batched.inference_s)
 
     @contextlib.asynccontextmanager
@@ -573,28 +575,28 @@ class Encoder:
     def _pool(
         segs: list[_Segment],
         states: list,
-        final: list,
+        vectors: list,
         opt: EncodeOptions,
         priors: list | None = None,
         continued: list | None = None,
     ) -> list:
-        """``final`` holds each row's final state, or its pooled vector when opt.reducer() ran."""
+        """``vectors`` holds each row's final state, or its pooled vector when opt.reducer() ran."""
         pooled = opt.reducer() is not None
         return [
             TextEncoding(
                 s.tokens,
                 s.ids,
-                fi
+                v
                 if pooled
                 else _pool_row(
-                    st, fi, priors[k] if priors else None, opt.pooling, opt.normalize
+                    st, v, priors[k] if priors else None, opt.pooling, opt.normalize
                 ),  # fmt: skip
                 st if opt.token_vectors else None,
                 len(s.ids) < s.original_count,
                 s.original_count,
                 continued[k] if continued else None,
             )
-            for k, (s, st, fi) in enumerate(zip(segs, states, final))
+            for k, (s, st, v) in enumerate(zip(segs, states, vectors))
         ]
 
 

@@ -1,5 +1,7 @@
 """Transports: thin layers that turn a wire protocol into calls on the runtime's Encoder.
 
-encoder.v1 gRPC lives here (servicer, wire, app); the next protocols sit beside it and share the
-serving state, the error map (status.py), the configuration and the metrics.
+One subpackage per protocol, each a servicer or API and its conversions: encoder_v1/ and oip/
+(gRPC), openai/ (HTTP). Beside them what they share: the serving state, the gate, the status
+table (status.py; its gRPC side and the gRPC interceptors in rpc.py and interceptors.py),
+security, the option names, metrics, configuration, and the app that runs them all.
 """

@@ -20,12 +20,15 @@ from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
-from zh_rnn_encoder.transport import memory, oip
+from zh_rnn_encoder.transport import memory
 from zh_rnn_encoder.transport.config import ServerConfig
-from zh_rnn_encoder.transport.gate import Guard, LoadGate
-from zh_rnn_encoder.transport.security import BearerAuth, load_tokens, server_credentials
-from zh_rnn_encoder.transport.servicer import SERVICE, EncoderServicer, add_to_server
-from zh_rnn_encoder.transport.state import ADMIT_AFTER_SIGNAL_S, Served, ServingState
+from zh_rnn_encoder.transport.encoder_v1 import servicer as encoder_v1
+from zh_rnn_encoder.transport.interceptors import BearerAuth, Guard, LoadGate
+from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
+from zh_rnn_encoder.transport.oip import servicer as oip
+from zh_rnn_encoder.transport.rpc import server_credentials
+from zh_rnn_encoder.transport.security import load_tokens
+from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, Served, ServingState
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -42,7 +45,7 @@ class App:
         port: int,
         state: ServingState,
         health_servicer: health.aio.HealthServicer,
-        metrics: object | None,
+        metrics: Metrics,
         session_factory: SessionFactory = open_session,
     ) -> None:
         self.cfg, self.server, self.port, self.state = cfg, server, port, state
@@ -65,7 +68,7 @@ class App:
         await asyncio.gather(*stops)
 
     async def set_health(self, status: int) -> None:
-        for name in ("", SERVICE):
+        for name in ("", encoder_v1.SERVICE):
             await self.health.set(name, status)
 
     async def load(self) -> Encoder:
@@ -83,7 +86,7 @@ class App:
                 max_inflight_mb=cfg.max_inflight_mb,
                 jieba_cache_dir=cfg.jieba_cache_dir,
                 expect_sha256=cfg.expect_bundle_sha256 or None,
-                on_run=self.metrics.on_run if self.metrics else None,
+                on_run=self.metrics.on_run,
                 session_factory=self.session_factory,
             ),
         )
@@ -92,12 +95,7 @@ class App:
             memory.trim_periodically(encoder.budget.active_since_asked)
         )
         await self.set_health(SERVING)
-        if self.metrics:
-            if self.metrics.multiprocess:  # the supervisor reads files: no callback to call
-                self._queued = asyncio.ensure_future(_every(1.0, self.metrics.queued.set, encoder))
-            else:
-                self.metrics.queued.set_function(lambda: encoder.queued_texts)
-            self.metrics.ready.set(1)
+        self.metrics.serving(encoder)
         return encoder
 
     async def drain(
@@ -108,49 +106,39 @@ class App:
         they read and end; everything accepted finishes within the grace period."""
         grace = self.cfg.grace_period_s if grace is None else grace
         self.state.start_draining(admit_s)
-        if self.metrics:
-            self.metrics.ready.set(0)
+        self.metrics.draining()
         await self.health.enter_graceful_shutdown()  # NOT_SERVING to every check and watcher
         await self.state.closed_event.wait()
-        await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed door
+        await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed gate
         await self.stop(max(0.0, grace - admit_s))
         if self.state.encoder:
             self._trim.cancel()
-            if getattr(self, "_queued", None):
-                self._queued.cancel()
             await self.state.encoder.aclose()
-        if self.metrics:
-            self.metrics.close()
-
-
-async def _every(seconds: float, setter: object, encoder: Encoder) -> None:
-    while True:
-        setter(encoder.queued_texts)
-        await asyncio.sleep(seconds)
+        self.metrics.close()
 
 
 async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
     """A server bound to cfg.listen (port 0: a free one), not yet started, health NOT_SERVING."""
     size = cfg.limits.max_message_bytes
-    metrics = None
+    metrics: Metrics = NO_METRICS
     if cfg.metrics_listen or cfg.metrics_dir:  # prometheus_client is imported only then
         if cfg.metrics_dir:  # read by prometheus_client when it is imported, just below
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(cfg.metrics_dir)
-        from zh_rnn_encoder.transport.metrics import Metrics
+        from zh_rnn_encoder.transport.prometheus import PrometheusMetrics
 
-        metrics = Metrics(multiprocess=bool(cfg.metrics_dir))
+        metrics = PrometheusMetrics(multiprocess=bool(cfg.metrics_dir))
     keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
-    on_denied = (lambda m: metrics.request(m, "UNAUTHENTICATED", 0.0)) if metrics else None
     state = ServingState()
-    on_refused = (lambda m, code: metrics.request(m, code, 0.0)) if metrics else None
     guards = {
-        SERVICE: Guard(closes=None, sheds=frozenset({"Encode", "Tokenize", "EncodeDocument"})),
+        encoder_v1.SERVICE: Guard(
+            closes=None, sheds=frozenset({"Encode", "Tokenize", "EncodeDocument"})
+        ),
         # Readiness and metadata keep answering while draining (ready: false); inference closes.
         oip.SERVICE: Guard(closes=frozenset({"ModelInfer"}), sheds=frozenset({"ModelInfer"})),
     }
-    gate = LoadGate(state, guards, on_refused)
+    gate = LoadGate(state, guards, metrics)
     server = grpc.aio.server(
-        interceptors=([BearerAuth(keys, on_denied)] if keys else []) + [gate],
+        interceptors=([BearerAuth(keys, metrics)] if keys else []) + [gate],
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
@@ -163,21 +151,20 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         # get UNAVAILABLE for the excess, so it is off unless asked for.
         + ([("grpc.max_concurrent_streams", n)] if (n := cfg.max_streams_per_connection) else []),
     )
-    encoder_servicer = EncoderServicer(
-        state, metrics, cfg.max_document_tokens, cfg.document_deadline_s
-    )
-    add_to_server(encoder_servicer, server)
-    served = Served(cfg.model_name)
-    oip.add_to_server(
-        oip.InferenceServicer(state, served, metrics),
+    encoder_v1.add_to_server(
+        encoder_v1.EncoderServicer(
+            state, metrics, cfg.max_document_tokens, cfg.document_deadline_s
+        ),
         server,
-        encoder_servicer.door,
     )
+    served = Served(cfg.model_name)
+    oip.add_to_server(oip.InferenceServicer(state, served, metrics), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if cfg.reflection:
         reflection.enable_server_reflection(
-            (SERVICE, oip.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (encoder_v1.SERVICE, oip.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
     if cfg.tls_cert:
         creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
@@ -187,14 +174,14 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     app = App(cfg, server, port, state, health_servicer, metrics, session_factory)
     if cfg.http_listen:  # uvicorn is imported only then (the `http` extra)
         try:
-            from zh_rnn_encoder.transport import http_server
-            from zh_rnn_encoder.transport.openai_api import OpenAIApi
+            from zh_rnn_encoder.transport.openai import http_server
+            from zh_rnn_encoder.transport.openai.api import OpenAIApi
         except ImportError as e:
             raise EncoderError(
                 f"--http-listen needs the http extra (pip install 'zh-rnn-encoder[http]'): {e}"
             ) from None
 
-        api = OpenAIApi(state, served, size, keys, encoder_servicer.door, metrics)
+        api = OpenAIApi(state, served, size, keys, metrics)
         app.http = http_server.HttpServer(api, cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
     await app.set_health(NOT_SERVING)
     return app

@@ -1,145 +1,51 @@
-"""Prometheus metrics of one server, in a registry of its own, served on --metrics-listen.
-
-Under --workers, each worker records into prometheus_client's multiprocess directory and the
-supervisor serves their sum (``serve_workers``): one endpoint for the port.
-"""
+"""What every transport records, as one interface: this base records nothing (the server runs
+without metrics); prometheus.PrometheusMetrics records into Prometheus. Transports call it
+unconditionally, so none of them checks whether metrics are on."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-
-_LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
-_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+if TYPE_CHECKING:
+    from zh_rnn_encoder.runtime.encoder import Encoder, EncodeResult
 
 
 class Metrics:
-    def __init__(self, multiprocess: bool = False) -> None:
-        """``multiprocess``: gauges as the supervisor sums them (queued: live sum; ready: live
-        minimum, so 1 only while every worker serves); their values are then set, not read."""
-        self.multiprocess = multiprocess
-        r = self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "encoder_requests",
-            "Requests by method and gRPC status code",
-            ["method", "code"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "encoder_request_seconds",
-            "Request latency in the server",
-            ["method"],
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.texts = Counter("encoder_texts", "Texts encoded", registry=r)
-        self.tokens = Counter("encoder_tokens", "Tokens encoded (after truncation)", registry=r)
-        self.stage = Histogram(
-            "encoder_stage_seconds",
-            "Per-request time by stage",
-            ["stage"],
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.run_rows = Histogram(
-            "encoder_run_texts", "Texts per onnxruntime run", buckets=_ROWS, registry=r
-        )
-        self.run_padded = Histogram(
-            "encoder_run_padded_tokens",
-            "Padded tokens (texts x longest) per onnxruntime run",
-            buckets=tuple(16 * b for b in _ROWS),
-            registry=r,
-        )
-        mode = {"multiprocess_mode": "livesum"} if multiprocess else {}
-        self.queued = Gauge(
-            "encoder_queued_texts", "Texts accepted and not yet run", registry=r, **mode
-        )
-        mode = {"multiprocess_mode": "livemin"} if multiprocess else {}
-        self.ready = Gauge(
-            "encoder_ready", "1 while the server reports SERVING", registry=r, **mode
-        )
+    """The null implementation: every method does nothing."""
 
-        # labelled children resolved once: labels() costs more than the observation itself
-        self._stages = {k: self.stage.labels(k) for k in ("tokenize", "queue", "inference")}
-        self._children: dict[tuple[str, str], tuple] = {}
+    def record(self, method: str, code: str, started: float | None = None) -> None:
+        """One request by method and status (``code``: a gRPC code's name, status.label, for
+        every transport), and its latency since ``started`` (perf_counter; None: 0 s, a call
+        refused on its headers)."""
 
-    def request(self, method: str, code: str, seconds: float) -> None:
-        key = (method, code)
-        if key not in self._children:
-            self._children[key] = (self.requests.labels(method, code), self.latency.labels(method))
-        count, latency = self._children[key]
-        count.inc()
-        latency.observe(seconds)
-
-    def observe(self, res: object) -> None:
+    def observe(self, res: EncodeResult) -> None:
         """An EncodeResult's texts, tokens and stage times."""
-        tokens = sum(len(e.ids) for e in res.encodings)
-        self.encoded(len(res.encodings), tokens, res.tokenize_s, res.queue_s, res.inference_s)
 
     def encoded(
-        self, texts: int, tokens: int, tokenize_s: float, queue_s: float, inference_s: float
+        self,
+        texts: int,
+        tokens: int,
+        tokenize_s: float = 0.0,
+        queue_s: float = 0.0,
+        inference_s: float = 0.0,
     ) -> None:
-        self.texts.inc(texts)
-        self.tokens.inc(tokens)
-        self._stages["tokenize"].observe(tokenize_s)
-        self._stages["queue"].observe(queue_s)
-        self._stages["inference"].observe(inference_s)
+        """Texts and tokens encoded outside an EncodeResult (a document), with stage times."""
 
     def on_run(self, rows: int, padded_tokens: int) -> None:
-        self.run_rows.observe(rows)
-        self.run_padded.observe(padded_tokens)
+        """One onnxruntime run's texts and padded tokens (texts x longest)."""
 
-    def serve(self, listen: str) -> int:
-        """Serve GET /metrics on host:port (see serve_registry); returns the port."""
-        self._http = serve_registry(self.registry, listen)
-        return self._http.server_port
+    def serving(self, encoder: Encoder) -> None:
+        """The server reports SERVING with this encoder: readiness, and its queue from now on."""
+
+    def draining(self) -> None:
+        """The server reports NOT_SERVING from now on."""
+
+    def serve(self, listen: str) -> int | None:
+        """Serve GET /metrics on host:port; the port, or None where nothing is recorded."""
+        return None
 
     def close(self) -> None:
-        if getattr(self, "_http", None):
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
+        """Stop serving and watching."""
 
 
-def serve_workers(directory: str, listen: str) -> ThreadingHTTPServer:
-    """The sum of the workers' metrics in ``directory`` (PROMETHEUS_MULTIPROC_DIR)."""
-    from prometheus_client import multiprocess
-
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)
-    return serve_registry(registry, listen)
-
-
-def serve_registry(registry: CollectorRegistry, listen: str) -> ThreadingHTTPServer:
-    """Serve GET /metrics (and nothing else: 404) on host:port, the host explicit (0.0.0.0
-    to mean every interface); port 0 picks a free one."""
-    host, _, port = listen.rpartition(":")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404, "only /metrics is served here")
-                return
-            body = generate_latest(registry)
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
-            pass
-
-    http = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
-    http.daemon_threads = True
-    threading.Thread(target=http.serve_forever, name="metrics", daemon=True).start()
-    return http
+NO_METRICS = Metrics()

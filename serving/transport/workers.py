@@ -95,7 +95,7 @@ class Supervisor:
         metrics = None
         if self.metrics_dir:
             self.metrics_dir.mkdir()
-            from zh_rnn_encoder.transport.metrics import serve_workers
+            from zh_rnn_encoder.transport.prometheus import serve_workers
 
             metrics = serve_workers(str(self.metrics_dir), self.cfg.metrics_listen)
             log.info("metrics of every worker on port %d /metrics", metrics.server_port)

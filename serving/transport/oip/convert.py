@@ -15,7 +15,8 @@ from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo
-from zh_rnn_encoder.transport.state import Served
+from zh_rnn_encoder.transport.options import OPTIONS
+from zh_rnn_encoder.transport.serving_state import Served
 
 PLATFORM = "jieba_onnxruntime"
 TEXT = "TEXT"
@@ -27,13 +28,9 @@ SENTENCE_VECTOR, TOKEN_VECTORS, TOKEN_LENGTHS, IDS = (
 )
 OUTPUTS = (SENTENCE_VECTOR, TOKEN_VECTORS, TOKEN_LENGTHS, IDS)
 _DATATYPE = {SENTENCE_VECTOR: "FP32", TOKEN_VECTORS: "FP32", TOKEN_LENGTHS: "INT64", IDS: "INT64"}
-# parameter -> (InferParameter field it must use, EncodeOptions field)
-PARAMETERS = {
-    "pooling": ("string_param", "pooling"),
-    "normalize": ("bool_param", "normalize"),
-    "truncation": ("string_param", "truncation"),
-    "max_tokens": ("int64_param", "max_tokens"),
-}
+_PARAM_FIELD = {str: "string_param", bool: "bool_param", int: "int64_param"}
+# parameter (an EncodeOptions field) -> the InferParameter field it must use
+PARAMETERS = {name: _PARAM_FIELD[t] for name, t in OPTIONS.items()}
 # Scheduling hints of Triton's clients that mean nothing here; accepted and ignored.
 IGNORED_PARAMETERS = frozenset({"priority", "timeout"})
 _LEN = struct.Struct("<I")
@@ -118,12 +115,12 @@ def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
                 f"parameters.{name}: unknown; accepted: {sorted(PARAMETERS)} (and "
                 f"{sorted(IGNORED_PARAMETERS)}, ignored)"
             )
-        field, option = PARAMETERS[name]
+        field = PARAMETERS[name]
         if p.WhichOneof("parameter_choice") != field:
             raise InvalidInput(
                 f"parameters.{name}: expected {field}, got {p.WhichOneof('parameter_choice')}"
             )
-        kw[option] = getattr(p, field)
+        kw[name] = getattr(p, field)
     return EncodeOptions(**kw)
 
 

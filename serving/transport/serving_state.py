@@ -1,5 +1,5 @@
-"""The serving state every transport consults: the self-tested Encoder once loaded, drain, and
-the served model's name (Served).
+"""The serving state every transport consults: the self-tested Encoder once loaded, readiness,
+drain, and the served model's name (Served).
 
 Draining (SIGTERM) has two moments. From the signal, calls still arriving for ADMIT_AFTER_SIGNAL_S
 are served: they were sent before it, or so close to it that they were on their way. From then
@@ -45,12 +45,12 @@ class ServingState:
         asyncio.get_running_loop().call_later(admit_s, self.closed_event.set)
 
     @property
-    def serving(self) -> bool:
+    def is_serving(self) -> bool:
         """Readiness as every protocol reports it: self-tested, and no drain begun."""
         return self.encoder is not None and self.drain_started is None
 
-    def ready(self) -> Encoder:
-        """The Encoder, or NotReady while the bundle loads."""
+    def require_encoder(self) -> Encoder:
+        """The Encoder, or NotReady (UNAVAILABLE) while the bundle loads."""
         if self.encoder is None:
             raise NotReady("model is loading; retry shortly")
         return self.encoder

@@ -1,25 +1,23 @@
-"""encoder.v1.Encoder over gRPC: request -> wire -> the serving state's Encoder -> response."""
+"""encoder.v1.Encoder over gRPC: request -> convert -> the serving state's Encoder -> response."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 import grpc
 
-from zh_rnn_encoder.core.errors import DeadlineExceeded, InvalidInput, Overloaded
+from zh_rnn_encoder.core.errors import DeadlineExceeded, InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
-from zh_rnn_encoder.runtime.admission import MB, Budget, at_least
-from zh_rnn_encoder.runtime.encoder import EncodeResult
-from zh_rnn_encoder.transport import wire
-from zh_rnn_encoder.transport.state import ServingState
-from zh_rnn_encoder.transport.status import check_parsed, lenient, status_of, unary
-
-if TYPE_CHECKING:  # prometheus_client is imported only when metrics are asked for
-    from zh_rnn_encoder.transport.metrics import Metrics
+from zh_rnn_encoder.runtime.admission import Budget
+from zh_rnn_encoder.transport.encoder_v1 import convert
+from zh_rnn_encoder.transport.gate import shed_by_size
+from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
+from zh_rnn_encoder.transport.rpc import check_parsed, lenient, status_of, unary
+from zh_rnn_encoder.transport.serving_state import ServingState
 
 log = logging.getLogger("encoder")
 SERVICE = pb.DESCRIPTOR.services_by_name["Encoder"].full_name
@@ -27,12 +25,12 @@ MAX_STREAM_IN_FLIGHT = 64
 
 
 class EncoderServicer:
-    """Thin: every decision lives in the runtime's Encoder or the wire module."""
+    """Thin: every decision lives in the runtime's Encoder or the convert module."""
 
     def __init__(
         self,
         state: ServingState,
-        metrics: Metrics | None = None,
+        metrics: Metrics = NO_METRICS,
         max_document_tokens: int = 0,
         document_deadline_s: float = 0.0,
     ) -> None:
@@ -42,42 +40,22 @@ class EncoderServicer:
             document_deadline_s,
         )
 
-    def door(self, request_bytes: int) -> Exception | None:
-        """Sheds a unary request by its size before it is parsed, when even its smallest
-        possible need does not fit the in-flight budget."""
-        encoder = self.state.encoder
-        if encoder is None or not encoder.budget.full_for(at_least(request_bytes)):
-            return None
-        b = encoder.budget
-        return Overloaded(
-            f"max_inflight_mb={b.limit // MB} in use ({b.used / MB:.0f} MB admitted); "
-            "retry with backoff"
-        )
-
-    def record(self, method: str, code: grpc.StatusCode, t0: float) -> None:
-        if self.metrics:
-            self.metrics.request(method, code.name, time.perf_counter() - t0)
-
-    def _observe(self, res: EncodeResult) -> None:
-        if self.metrics:
-            self.metrics.observe(res)
-
     @unary
     async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):
         arrived = time.perf_counter()
-        encoder = self.state.ready()
-        options, states = wire.options_of(r), wire.states_of(r)
+        encoder = self.state.require_encoder()
+        options, states = convert.options_of(r), convert.states_of(r)
         async with encoder.encoded(list(r.texts), options, initial_states=states) as result:
-            self._observe(result)
-            return wire.encode_response(result, r.request_id, arrived)
+            self.metrics.observe(result)
+            return convert.encode_response(result, r.request_id, arrived)
 
     async def _stream_item(self, r: pb.EncodeRequest, stream_budget: Budget) -> tuple:
         """One request of a stream: waits for its share of the stream's and the server's budget
         (so an unread stream stops being read), returns (response, bytes held)."""
         arrived = time.perf_counter()
         check_parsed(r)
-        encoder = self.state.ready()
-        options, texts, states = wire.options_of(r), list(r.texts), wire.states_of(r)
+        encoder = self.state.require_encoder()
+        options, texts, states = convert.options_of(r), list(r.texts), convert.states_of(r)
         need = encoder.admission(texts, options)
         await stream_budget.take(min(need, stream_budget.limit))
         try:
@@ -87,8 +65,8 @@ class EncoderServicer:
             raise
         try:
             result = await encoder.encode_admitted(texts, options, states)
-            self._observe(result)
-            return wire.encode_response(result, r.request_id, arrived), need
+            self.metrics.observe(result)
+            return convert.encode_response(result, r.request_id, arrived), need
         except BaseException:
             self._give(need, stream_budget)
             raise
@@ -102,10 +80,10 @@ class EncoderServicer:
         budget); responses keep their order. A request's budget comes back once its response is
         written, so a client that does not read stops the stream from reading more."""
         try:
-            stream_budget = Budget(self.state.ready().budget.limit // 4)
+            stream_budget = Budget(self.state.require_encoder().budget.limit // 4)
         except Exception as e:  # not ready: the stream ends before it starts
             code, message = status_of(e)
-            self.record("EncodeStream", code, time.perf_counter())
+            self.metrics.record("EncodeStream", code.name)
             await context.abort(code, message)
         window: asyncio.Queue = asyncio.Queue()
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
@@ -141,9 +119,9 @@ class EncoderServicer:
                     response, need = await task
                 except Exception as e:  # the stream ends with this request's status
                     code, message = status_of(e)
-                    self.record("EncodeStream", code, t0)
+                    self.metrics.record("EncodeStream", code.name, t0)
                     await context.abort(code, f"request #{n}: {message}")
-                self.record("EncodeStream", grpc.StatusCode.OK, t0)
+                self.metrics.record("EncodeStream", grpc.StatusCode.OK.name, t0)
                 try:
                     await context.write(response)  # returns once written: the client is reading
                 except Exception as e:  # only the transport fails a write: the call is over
@@ -154,7 +132,7 @@ class EncoderServicer:
                     in_flight.release()
                 n += 1
             if await reader:  # re-raises a failure of the request stream itself
-                self.record("EncodeStream", grpc.StatusCode.UNAVAILABLE, time.perf_counter())
+                self.metrics.record("EncodeStream", grpc.StatusCode.UNAVAILABLE.name)
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE,
                     f"server is shutting down: {n} requests answered, send the rest to another "
@@ -170,7 +148,7 @@ class EncoderServicer:
     async def EncodeDocument(self, pieces: AsyncIterator, context: grpc.aio.ServicerContext):
         """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
         as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
-        encoder = self.state.ready()
+        encoder = self.state.require_encoder()
         it = pieces.__aiter__()
         try:
             first = await it.__anext__()
@@ -184,8 +162,8 @@ class EncoderServicer:
                 check_parsed(piece)
                 yield piece.text
 
-        options = wire.document_options_of(first)
-        initial = wire.state_of(first.initial_state, "initial_state")
+        options = convert.document_options_of(first)
+        initial = convert.state_of(first.initial_state, "initial_state")
         run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
         try:
             doc = await asyncio.wait_for(run, self.document_deadline_s or None)
@@ -193,18 +171,17 @@ class EncoderServicer:
             raise DeadlineExceeded(
                 f"document_deadline_s={self.document_deadline_s:g} exceeded"
             ) from None
-        if self.metrics:
-            self.metrics.encoded(1, doc.tokens, 0.0, 0.0, 0.0)
-        return wire.document_response(doc, first.request_id)
+        self.metrics.encoded(1, doc.tokens)
+        return convert.document_response(doc, first.request_id)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):
-        async with self.state.ready().tokenized(list(r.texts)) as out:
-            return wire.tokenize_response(out)
+        async with self.state.require_encoder().tokenized(list(r.texts)) as out:
+            return convert.tokenize_response(out)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext):
-        return wire.model_info(self.state.ready().info)
+        return convert.model_info(self.state.require_encoder().info)
 
 
 def _cancel_or_give_back(task: asyncio.Future, give: Callable, stream_budget: Budget) -> None:
@@ -216,17 +193,19 @@ def _cancel_or_give_back(task: asyncio.Future, give: Callable, stream_budget: Bu
 
 
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
-    """Like the generated add_EncoderServicer_to_server, with lenient request parsing."""
+    """Like the generated add_EncoderServicer_to_server, with lenient request parsing; Encode
+    and Tokenize also shed by size before parsing."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
+    shed = functools.partial(shed_by_size, servicer.state)
     handlers = {
         "Encode": grpc.unary_unary_rpc_method_handler(
-            servicer.Encode, lenient(pb.EncodeRequest, servicer.door), ser
+            servicer.Encode, lenient(pb.EncodeRequest, shed), ser
         ),
         "EncodeStream": grpc.stream_stream_rpc_method_handler(
             servicer.EncodeStream, lenient(pb.EncodeRequest), ser
         ),
         "Tokenize": grpc.unary_unary_rpc_method_handler(
-            servicer.Tokenize, lenient(pb.TokenizeRequest, servicer.door), ser
+            servicer.Tokenize, lenient(pb.TokenizeRequest, shed), ser
         ),
         "GetModelInfo": grpc.unary_unary_rpc_method_handler(
             servicer.GetModelInfo, lenient(pb.GetModelInfoRequest), ser

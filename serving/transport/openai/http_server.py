@@ -16,7 +16,8 @@ from pathlib import Path
 
 import uvicorn
 
-from zh_rnn_encoder.transport.openai_api import OpenAIApi, Reply
+from zh_rnn_encoder.transport.openai.api import OpenAIApi
+from zh_rnn_encoder.transport.openai.convert import Reply
 
 
 def bind(listen: str, reuse_port: bool) -> socket.socket:

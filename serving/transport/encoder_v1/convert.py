@@ -1,4 +1,5 @@
-"""encoder.v1 messages <-> domain objects: every conversion the servicer needs, in one place."""
+"""encoder.v1 messages <-> domain objects: every conversion the servicer needs, in one place
+(the values the client shares, enums and tensors, in zh_rnn_encoder.proto_convert)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import time
 import numpy as np
 
 from zh_rnn_encoder import __version__
-from zh_rnn_encoder.codec import fill_tensor, pooling_of, pooling_pb, to_numpy, truncation_of
 from zh_rnn_encoder.core.enums import Cell
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import ModelCard
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
+from zh_rnn_encoder.proto_convert import (
+    fill_tensor,
+    pooling_of,
+    pooling_pb,
+    to_numpy,
+    truncation_of,
+)
 from zh_rnn_encoder.runtime.document import DocumentEncoding
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
 from zh_rnn_encoder.runtime.state import EncoderState

@@ -1,5 +1,6 @@
-"""encoder.v1 messages <-> numpy arrays and option enums, shared by the server's wire module and
-the client. Proto enum values are named after the domain's (POOLING_MEAN <-> Pooling.MEAN)."""
+"""The encoder.v1 value conversions both ends need: proto enums <-> core.enums, Tensor <-> numpy.
+The server's message conversions (transport/encoder_v1/convert.py) and the client build on it.
+Proto enum values are named after the domain's (POOLING_MEAN <-> Pooling.MEAN)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,117 @@
+"""OpenAI's embeddings API as JSON <-> domain objects: the request, the response, and errors in
+OpenAI's shape with the HTTP status of each error's kind (transport/status.py)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
+from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
+from zh_rnn_encoder.transport.options import OPTIONS
+from zh_rnn_encoder.transport.serving_state import Served
+from zh_rnn_encoder.transport.status import STATUS, classify
+
+# Our encoding options, accepted beside OpenAI's fields (openai's extra_body sends them).
+ACCEPTED = ("input", "model", "encoding_format", "dimensions", "user", *OPTIONS)
+RETRY_AFTER_S = "1"
+_FIELD = re.compile(r"([a-z_]+)(?:\[\d+\])?: ")
+_TYPE = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, obj: object, **headers: str) -> Reply:
+    """orjson writes float32 arrays in their shortest exact form, 25x faster than json.dumps of
+    lists (0.15 vs 3.7 ms for 32 vectors of 256), and refuses lone surrogates when parsing."""
+    body = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Reply(status, body, {"Content-Type": "application/json", **headers})
+
+
+def error(status: int, message: str, param: str | None = None, code: str | None = None) -> Reply:
+    """OpenAI's error object; 429 and 503 say when to retry."""
+    retry = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else {}
+    kind = _TYPE.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    if status == 429:
+        kind = "rate_limit_exceeded"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return json_reply(status, body, **retry)
+
+
+def error_reply(e: BaseException) -> Reply:
+    """Any exception as OpenAI's error, with its kind's HTTP status; unknown ones are logged."""
+    kind, message = classify(e)
+    status = STATUS[kind].http
+    if isinstance(e, LimitExceeded):  # a size limit: too many texts, characters or tokens
+        return error(status, message, param="input", code=e.limit)
+    if isinstance(e, NotFound):
+        return error(status, message, param="model", code="model_not_found")
+    return error(status, message, param=_param_of(message))
+
+
+def _param_of(message: str) -> str | None:
+    """The request field an InvalidInput message starts with ("dimensions: ...", "texts[1]: ...")
+    in OpenAI's terms, for the error's ``param``."""
+    m = _FIELD.match(message)
+    if m is None:
+        return None
+    name = {"texts": "input"}.get(m.group(1), m.group(1))
+    return name if name in ACCEPTED else None
+
+
+def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], EncodeOptions, str]:
+    try:
+        r = orjson.loads(body)
+    except orjson.JSONDecodeError as e:  # invalid UTF-8 and lone surrogates too
+        raise InvalidInput(f"request body is not JSON: {e}") from None
+    if not isinstance(r, dict):
+        raise InvalidInput("request body: expected a JSON object")
+    if unknown := sorted(set(r) - set(ACCEPTED)):
+        raise InvalidInput(f"unrecognized request argument(s): {unknown}; accepted: {ACCEPTED}")
+    if "model" not in r:
+        raise InvalidInput("model: required")
+    served.check(r["model"], "")
+    texts = r.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput(
+            "input: expected a string or a list of strings (token arrays are not accepted: "
+            "this model tokenizes with jieba)"
+        )
+    fmt = r.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        raise InvalidInput(f"encoding_format: expected 'float' or 'base64', got {fmt!r}")
+    if "dimensions" in r and r["dimensions"] != dim:
+        raise InvalidInput(f"dimensions: this model's vectors have {dim}, got {r['dimensions']!r}")
+    if r.get("normalize") is not None and not isinstance(r["normalize"], bool):
+        raise InvalidInput(f"normalize: expected true or false, got {r['normalize']!r}")
+    kw = {k: r[k] for k in OPTIONS if k in r}  # pooling, normalize absent or null: the model's
+    return texts, EncodeOptions(**kw), fmt
+
+
+def response(res: EncodeResult, model: str, fmt: str) -> dict:
+    def vector(v: np.ndarray) -> np.ndarray | str:
+        if fmt == "base64":  # little-endian float32, as OpenAI's clients decode it
+            return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+        return v
+
+    tokens = sum(len(e.ids) for e in res.encodings)
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": vector(e.vector)}
+            for i, e in enumerate(res.encodings)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

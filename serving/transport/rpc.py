@@ -1,0 +1,109 @@
+"""What every gRPC service of the server shares: the gRPC side of the status table, lenient
+request parsing, handlers that refuse on headers, the error map around each handler, and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from zh_rnn_encoder.core.errors import EncoderError, ErrorKind, InvalidInput
+from zh_rnn_encoder.transport.security import read_tls
+from zh_rnn_encoder.transport.status import STATUS, classify
+
+# Sheds a request by its size in bytes before it is parsed: the error to answer, or None.
+Shed = Callable[[int], EncoderError | None]
+
+
+def code_of(kind: ErrorKind) -> grpc.StatusCode:
+    return grpc.StatusCode[STATUS[kind].grpc]
+
+
+def status_of(e: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status and message a client sees; unknown errors are logged with their traceback."""
+    kind, message = classify(e)
+    return code_of(kind), message
+
+
+class Unparsed:
+    """Stands in for a request that was not parsed: the error the handler raises instead."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def lenient(message_class: type, shed: Shed | None = None) -> Callable[[bytes], object]:
+    """A deserializer that lets the handler answer INVALID_ARGUMENT instead of gRPC's INTERNAL
+    for bytes that do not parse, and, with ``shed``, refuses by size before parsing at all."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> object:
+        if shed and (refused := shed(len(data))):
+            return Unparsed(refused)
+        try:
+            return message_class.FromString(data)
+        except DecodeError as e:
+            return Unparsed(InvalidInput(f"request is not a valid {name}: {e}"))
+
+    return parse
+
+
+def check_parsed(request: object) -> None:
+    if isinstance(request, Unparsed):
+        raise request.error
+
+
+def refusing(kind: ErrorKind, message: str) -> grpc.RpcMethodHandler:
+    """A handler that answers ``kind``'s code without reading the request, for interceptors that
+    refuse a call on its headers. It is request-streaming whatever the method, so the request's
+    message is never received (a unary handler would receive it whole first, and a storm of
+    refused 1 MB requests costs the server their bytes); on the wire a unary call is a stream
+    of one message, and every client sees just the status."""
+    code = code_of(kind)
+
+    async def refuse(requests: object, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(code, message)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
+
+
+def unary(handler: Callable) -> Callable:
+    """Maps every error to its status and records the request by method and status; for
+    unary and client-streaming handlers (a stream of requests is never an Unparsed).
+
+    The servicer provides ``metrics`` (transport/metrics.py).
+    """
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def wrapped(self: object, request: object, context: grpc.aio.ServicerContext) -> object:
+        t0, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            check_parsed(request)
+            return await handler(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # mapped to a status, unknown ones logged
+            code, message = status_of(e)
+        finally:
+            self.metrics.record(method, code.name, t0)
+        await context.abort(code, message)
+
+    return wrapped
+
+
+def server_credentials(
+    cert: Path, key: Path, client_ca: Path | None = None
+) -> grpc.ServerCredentials:
+    """TLS with this certificate chain and key; with ``client_ca``, clients must present a
+    certificate that it signed (mutual TLS)."""
+    chain, private, ca = read_tls(cert, key, client_ca)
+    return grpc.ssl_server_credentials(
+        [(private, chain)], root_certificates=ca, require_client_auth=ca is not None
+    )
