@@ -34,7 +34,7 @@ help:
 	@echo "make test    run the whole test suite (CPU only)"
 	@echo "make model   (re)train, export, verify and evaluate the default bundle in $(BUNDLE)"
 	@echo "make quality the quality table (docs/quality.md): every cell trained, against the baselines"
-	@echo "make lint    ruff check + format check, hadolint, kubernetes-validate, the docs build"
+	@echo "make lint    ruff check + format check, mypy, hadolint, kubernetes-validate, the docs build"
 	@echo "make docs    the docs site, mkdocs build --strict into site/"
 	@echo "make buf     buf lint and buf breaking over protos/ (part of make lint)"
 	@echo "make proto   regenerate serving/proto from protos/"
@@ -93,6 +93,7 @@ test: $(STAMP) $(CLIENTS_STAMP) $(TS_BUILT)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/[!k]*.yaml
 	$(MAKE) --no-print-directory buf

@@ -4,19 +4,28 @@ Proto enum values are named after the domain's (POOLING_MEAN <-> Pooling.MEAN)."
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
 
-POOLING_TO_PB = {p: pb.Pooling.Value(f"POOLING_{p.name}") for p in Pooling}
-TRUNCATION_TO_PB = {t: pb.Truncation.Value(f"TRUNCATION_{t.name}") for t in Truncation}
+# protoc's .pyi types an enum field as the enum's class, while Value() is typed as a plain int.
+POOLING_TO_PB = {p: cast(pb.Pooling, pb.Pooling.Value(f"POOLING_{p.name}")) for p in Pooling}
+TRUNCATION_TO_PB = {
+    t: cast(pb.Truncation, pb.Truncation.Value(f"TRUNCATION_{t.name}")) for t in Truncation
+}
 # The zero value of each proto enum means the documented default: for pooling, the model's
 # (None here: the runtime resolves it against the bundle's declared defaults).
-_POOLING_FROM_PB = {v: k for k, v in POOLING_TO_PB.items()} | {pb.POOLING_UNSPECIFIED: None}
-_TRUNCATION_FROM_PB = {v: k for k, v in TRUNCATION_TO_PB.items()} | {
-    pb.TRUNCATION_UNSPECIFIED: Truncation.NONE
+_POOLING_FROM_PB: dict[int, Pooling | None] = {
+    **{v: k for k, v in POOLING_TO_PB.items()},
+    pb.POOLING_UNSPECIFIED: None,
+}
+_TRUNCATION_FROM_PB: dict[int, Truncation] = {
+    **{v: k for k, v in TRUNCATION_TO_PB.items()},
+    pb.TRUNCATION_UNSPECIFIED: Truncation.NONE,
 }
 
 
@@ -27,7 +36,7 @@ def pooling_of(value: int) -> Pooling | None:
     return _POOLING_FROM_PB[value]
 
 
-def pooling_pb(value: Pooling | str | None) -> int:
+def pooling_pb(value: Pooling | str | None) -> pb.Pooling:
     """The proto value of a pooling; None: POOLING_UNSPECIFIED, the server's default."""
     return (
         pb.POOLING_UNSPECIFIED if value is None else POOLING_TO_PB[Pooling.parse(value, "pooling")]

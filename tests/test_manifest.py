@@ -14,7 +14,7 @@ from tests.conftest import SMALL
 from tests.harness import ServerProcess
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import load_bundle
-from zh_rnn_encoder.core.enums import Cell, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Truncation, Whitespace
 from zh_rnn_encoder.core.errors import BundleError
 from zh_rnn_encoder.core.manifest import Manifest, ModelConfig, from_json, sha256_file, to_json
 
@@ -58,6 +58,13 @@ def test_generic_codec_on_a_config() -> None:
         from_json(ModelConfig, {**to_json(c), "hidden_size": 0}, "model")
     with pytest.raises(ValueError, match="cell: unknown value 'transformer'"):
         ModelConfig(vocab_size=9, cell="transformer")
+
+
+@pytest.mark.parametrize("value", [["keep_first"], {"keep": "first"}, 5, None])
+def test_an_option_that_is_no_string_is_a_value_error_naming_it(value: object) -> None:
+    # Truncation looks its aliases up in a dict: an unhashable value raised TypeError there.
+    with pytest.raises(ValueError, match=r"^truncation: unknown value .*; choose one of none, "):
+        Truncation.parse(value, "truncation")
 
 
 @pytest.mark.parametrize(

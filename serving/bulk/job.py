@@ -16,18 +16,23 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
-from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder
+from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder, TextEncoding
 from zh_rnn_encoder.runtime.limits import Limits
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 FORMATS = ("jsonl", "parquet", "text")
 LOOPBACK = "127.0.0.1"
@@ -70,16 +75,18 @@ class BulkJob:
 class EncodeAndWrite:
     """The Ray actor: one Encoder per actor, one Parquet part per batch."""
 
-    def __init__(self, job: dict) -> None:
+    def __init__(self, job: dict[str, Any]) -> None:
         self.job = BulkJob(**job)
         j = self.job
-        self.options = EncodeOptions(j.pooling, j.normalize, j.truncation, j.max_tokens)
+        pooling = None if j.pooling is None else Pooling.parse(j.pooling, "pooling")
+        truncation = Truncation.parse(j.truncation, "truncation")
+        self.options = EncodeOptions(pooling, j.normalize, truncation, j.max_tokens)
         self.encoder = Encoder.from_bundle(
             j.bundle, j.device, max(1, int(j.cpus_per_actor)), limits=Limits()
         )
         self.out = Path(j.output)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
         ids, texts = list(batch["id"]), list(batch["text"])
         good, errors = [], []
         for i, t in zip(ids, texts):
@@ -104,13 +111,15 @@ class EncodeAndWrite:
             return str(e).replace("texts[0]", "text")
         return None
 
-    def _encode(self, texts: list[str], errors: list, ids: list) -> list:
+    def _encode(
+        self, texts: list[str], errors: list[dict[str, object]], ids: list[object]
+    ) -> Sequence[TextEncoding | None]:
         """The batch in one call; if a text is refused, each alone, so only it is an error."""
         o = asdict(self.options) | {"token_vectors": False}
         try:
             return self.encoder.encode(texts, **o)
         except InvalidInput:
-            out = []
+            out: list[TextEncoding | None] = []
             for i, t in zip(ids, texts):
                 try:
                     out.append(self.encoder.encode([t], **o)[0])
@@ -119,7 +128,7 @@ class EncodeAndWrite:
                     out.append(None)
             return out
 
-    def _table(self, kept: list) -> pa.Table:
+    def _table(self, kept: list[tuple[object, TextEncoding]]) -> pa.Table:
         dim = self.encoder.output_dim
         flat = np.concatenate([e.vector for _, e in kept]).astype(np.float32)
         cols = {
@@ -146,9 +155,9 @@ def _write_atomic(path: Path, data: pa.Table | bytes) -> None:
     os.replace(tmp, path)
 
 
-def written_ids(out: Path) -> set:
+def written_ids(out: Path) -> set[object]:
     """Ids already in complete parts (a crash leaves only dot-prefixed temporaries)."""
-    done: set = set()
+    done: set[object] = set()
     for part in sorted(out.glob("part-*.parquet")):
         done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
     for errors in sorted(out.glob("errors-*.jsonl")):
@@ -156,7 +165,7 @@ def written_ids(out: Path) -> set:
     return done
 
 
-def read(job: BulkJob) -> object:
+def read(job: BulkJob) -> Dataset:
     """The input as a Ray Dataset of (id, text)."""
     import ray
 
@@ -218,7 +227,7 @@ def _start_ray(job: BulkJob, address: str | None) -> None:
         raise RuntimeError(f"the local Ray took {node} as its address, not {LOOPBACK}")
 
 
-def run(job: BulkJob, address: str | None = None) -> dict:
+def run(job: BulkJob, address: str | None = None) -> dict[str, float]:
     """The whole job on a local Ray (loopback only) or the cluster at ``address`` (or
     RAY_ADDRESS, as Ray reads it); returns the summary."""
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -226,7 +235,7 @@ def run(job: BulkJob, address: str | None = None) -> dict:
         return _run(job, address)
 
 
-def _run(job: BulkJob, address: str | None) -> dict:
+def _run(job: BulkJob, address: str | None) -> dict[str, float]:
     import ray
 
     out = Path(job.output)

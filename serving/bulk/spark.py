@@ -14,13 +14,29 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
+
+from zh_rnn_encoder.core.enums import Pooling, Truncation
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, SparkSession
 
 LOOPBACK = "127.0.0.1"
 
 
-def local_session(cores: int = 2, **conf: str) -> object:
+class UdfOptions(TypedDict, total=False):
+    """Encoder.encode's options that a sentence-vector column takes."""
+
+    pooling: Pooling | str | None
+    normalize: bool | None
+    truncation: Truncation | str
+    max_tokens: int
+
+
+def local_session(cores: int = 2, **conf: str) -> SparkSession:
     """A local SparkSession on loopback only: the driver and the block manager bind to and
     advertise 127.0.0.1 (SPARK_LOCAL_IP for the JVM, spark.driver.host, spark.driver.bindAddress),
     no web UI, and the Python workers run this interpreter (PYSPARK_PYTHON, unless set).
@@ -54,15 +70,15 @@ def encode_udf(
     bundle: str,
     batch_size: int = 256,
     threads: int = 1,
-    **options: object,
-) -> object:
+    **options: Unpack[UdfOptions],
+) -> Callable[..., Column]:
     """A Spark column function: text -> array<float> sentence vector; ``options`` as for
     Encoder.encode (pooling, normalize, truncation, max_tokens)."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.types import ArrayType, FloatType
 
-    def make_predict() -> object:
-        from zh_rnn_encoder import Encoder
+    def make_predict() -> Callable[[np.ndarray], np.ndarray]:
+        from zh_rnn_encoder.runtime.encoder import Encoder
 
         encoder = Encoder.from_bundle(bundle, threads=threads)
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 import grpc
 import numpy as np
@@ -89,6 +90,31 @@ def from_response(r: pb.EncodeResponse) -> list[Encoded]:
     ]
 
 
+class RequestOptions(TypedDict, total=False):
+    """encode_request's keywords, as EncoderClient.encode takes them."""
+
+    pooling: Pooling | str | None
+    normalize: bool | None
+    truncation: Truncation | str
+    max_tokens: int
+    token_vectors: bool
+    request_id: str
+    initial_states: Sequence[pb.State | None] | None
+    return_state: bool
+
+
+class ConnectOptions(TypedDict, total=False):
+    """EncoderClient's keywords after ``target`` and ``timeout``."""
+
+    max_message_bytes: int
+    tls: bool
+    tls_ca: str | Path | None
+    tls_cert: str | Path | None
+    tls_key: str | Path | None
+    token: str | None
+    retry: bool
+
+
 def encode_request(
     texts: Sequence[str],
     pooling: Pooling | str | None = None,
@@ -140,7 +166,7 @@ class EncoderClient:
         token: str | None = None,
         retry: bool = True,
     ) -> None:
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.enable_retries", int(retry)),
@@ -169,11 +195,13 @@ class EncoderClient:
     def close(self) -> None:
         self.channel.close()
 
-    def encode(self, texts: Sequence[str], **options: object) -> list[Encoded]:
+    def encode(self, texts: Sequence[str], **options: Unpack[RequestOptions]) -> list[Encoded]:
         """Options: pooling, normalize, truncation, max_tokens, token_vectors (encode_request)."""
         return from_response(self.encode_raw(texts, **options))
 
-    def encode_raw(self, texts: Sequence[str], **options: object) -> pb.EncodeResponse:
+    def encode_raw(
+        self, texts: Sequence[str], **options: Unpack[RequestOptions]
+    ) -> pb.EncodeResponse:
         return self.stub.Encode(
             encode_request(texts, **options), timeout=self.timeout, metadata=self.metadata
         )
@@ -219,7 +247,7 @@ class EncoderClient:
             for t in r.texts
         ]
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """GetModelInfo as a dict of the proto's field names; ``default_pooling`` as the option
         value ("mean"), ``model_card`` None for an untrained model."""
         r = self.stub.GetModelInfo(
@@ -243,7 +271,7 @@ class EncoderClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
 
 
-def _card(d: dict) -> dict:
+def _card(d: dict[str, Any]) -> dict[str, Any]:
     d["seed"] = int(d["seed"])
     d["examples"] = {k: int(v) for k, v in d["examples"].items()}
     return d
@@ -254,7 +282,7 @@ def _read(path: str | Path | None) -> bytes | None:
 
 
 def wait_until_serving(
-    target: str, timeout: float = 60.0, want: str = "SERVING", **client: object
+    target: str, timeout: float = 60.0, want: str = "SERVING", **client: Unpack[ConnectOptions]
 ) -> float:
     """Seconds until the health check of ``target`` says ``want``; TimeoutError otherwise.
     ``client`` takes EncoderClient's TLS arguments."""

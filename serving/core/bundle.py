@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from zh_rnn_encoder.core.manifest import jieba_version as installed_jieba
 from zh_rnn_encoder.core.vocab import Vocab
 
 _GOLDEN_ARRAYS = ("ids", "lengths", "states", "final")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _read_manifest(path: Path) -> Manifest:
         raise BundleError(path, [f"{contract.MANIFEST_FILE}: {e}"]) from e
 
 
-def _read(path: Path, name: str, reader: object) -> object:
+def _read(path: Path, name: str, reader: Callable[[Path], _T]) -> _T:
     """``reader(path / name)``, any failure to parse reported as a problem with that file."""
     try:
         return reader(path / name)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class _Choice(StrEnum):
     """A string-valued choice; ``parse`` turns a value or an alias into a member."""
 
     @classmethod
-    def parse(cls, value: object, field: str) -> _Choice:
+    def parse(cls, value: object, field: str) -> Self:
         """The member for ``value``; ValueError naming ``field`` and the choices otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise ValueError(f"{field}: unknown value {value!r}; choose one of {names}") from None
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        names = ", ".join(m.value for m in cls)
+        raise ValueError(f"{field}: unknown value {value!r}; choose one of {names}")
 
 
 class Cell(_Choice):
@@ -49,7 +52,8 @@ class Truncation(_Choice):
     @classmethod
     def _missing_(cls, value: object) -> Truncation | None:
         # the short spellings of earlier releases and of encoder-client
-        return {"first": cls.KEEP_FIRST, "last": cls.KEEP_LAST}.get(value)
+        aliases = {"first": cls.KEEP_FIRST, "last": cls.KEEP_LAST}
+        return aliases.get(value) if isinstance(value, str) else None
 
 
 class Device(_Choice):

@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.contract import TensorSpec
-from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Pooling, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Pooling, Whitespace, _Choice
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T")
+_D = TypeVar("_D", bound="DataclassInstance")
 
 
 def sha256_file(path: Path) -> str:
@@ -166,8 +173,8 @@ class Manifest:
     defaults: Defaults = Defaults()
     card: ModelCard | None = None  # trained models only
 
-    def to_json(self) -> dict:
-        return to_json(self)
+    def to_json(self) -> dict[str, object]:
+        return _fields_json(self)
 
     @classmethod
     def from_json(cls, d: object) -> Manifest:
@@ -180,13 +187,13 @@ class Manifest:
                 f"format {fmt!r} v{ver!r}, this runtime reads {contract.BUNDLE_FORMAT!r} "
                 f"v{contract.BUNDLE_FORMAT_VERSION} (re-export the bundle with encoder-export)"
             )
-        return from_json(cls, d)
+        return _dataclass(cls, d, "")
 
 
 def to_json(obj: object) -> object:
     """Dataclasses as objects, enums as their values, tuples as lists."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _fields_json(obj)
     if isinstance(obj, Enum):
         return obj.value
     if isinstance(obj, (tuple, list)):
@@ -196,9 +203,13 @@ def to_json(obj: object) -> object:
     return obj
 
 
-def from_json(tp: object, value: object, where: str = "") -> typing.Any:
+def _fields_json(obj: DataclassInstance) -> dict[str, object]:
+    return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def from_json(tp: object, value: object, where: str = "") -> Any:
     """``value`` read as type ``tp``; ValueError naming the field path on any mismatch."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _dataclass(tp, value, where)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -211,39 +222,41 @@ def from_json(tp: object, value: object, where: str = "") -> typing.Any:
             return value
         raise _wrong(where, " or ".join(a.__name__ for a in options), value)
     if origin is tuple:
-        _expect(list, value, where, "list")
-        return tuple(from_json(args[0], x, f"{where}[{i}]") for i, x in enumerate(value))
+        items = _expect(list, value, where, "list")
+        return tuple(from_json(args[0], x, f"{where}[{i}]") for i, x in enumerate(items))
     if origin is dict:
-        _expect(dict, value, where, "object")
-        return {_str(k, where): from_json(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(tp, type) and issubclass(tp, Enum):
+        obj = _expect(dict, value, where, "object")
+        return {_str(k, where): from_json(args[1], v, f"{where}.{k}") for k, v in obj.items()}
+    if not isinstance(tp, type):
+        raise TypeError(f"{where}: the schema type {tp!r} is not one from_json reads")
+    if issubclass(tp, _Choice):
         try:
             return tp.parse(value, where)
         except ValueError as e:
             raise ValueError(str(e)) from None
     if not _fits(tp, value):
         raise _wrong(where, tp.__name__, value)
-    return float(value) if tp is float else value
+    return float(value) if tp is float and isinstance(value, int) else value
 
 
-def _dataclass(cls: type, value: object, where: str) -> object:
-    _expect(dict, value, where, "object")
+def _dataclass(cls: type[_D], value: object, where: str) -> _D:
+    obj = _expect(dict, value, where, "object")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     prefix = f"{where}." if where else ""
-    unknown = sorted(set(value) - set(fields))
+    unknown = sorted(set(obj) - set(fields))
     if unknown:
         raise ValueError(f"{prefix}{unknown[0]}: unknown field")
     missing = [
         n
         for n, f in fields.items()
-        if n not in value
+        if n not in obj
         and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
         raise ValueError(f"{prefix}{missing[0]}: missing")
-    kwargs = {k: from_json(hints[k], v, prefix + k) for k, v in value.items()}
+    kwargs = {k: from_json(hints[k], v, prefix + k) for k, v in obj.items()}
     try:
         return cls(**kwargs)
     except ValueError as e:
@@ -258,9 +271,10 @@ def _fits(tp: type, value: object) -> bool:
     return isinstance(value, tp)
 
 
-def _expect(tp: type, value: object, where: str, name: str) -> None:
+def _expect(tp: type[_T], value: object, where: str, name: str) -> _T:
     if not isinstance(value, tp):
         raise _wrong(where, name, value)
+    return value
 
 
 def _str(key: object, where: str) -> str:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported on first need: the fast path never loads jieba's t
 try:
     import rjieba
 except ImportError:  # pragma: no cover - the base install has it; jieba alone is still correct
-    rjieba = None
+    rjieba = None  # type: ignore[assignment]  # the module or None: the fast path checks
 
 BACKENDS = ("auto", "jieba")
 # ASCII tokens rjieba keeps whole and jieba splits.

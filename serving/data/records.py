@@ -11,10 +11,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 FORMATS = ("jsonl", "csv", "parquet", "text")
 _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 PARQUET_BATCH_ROWS = 1024
+Row: TypeAlias = dict[str, Any]  # one record as read, its fields unchecked
 
 
 class DataError(ValueError):
@@ -58,7 +60,7 @@ def read(path: Path | str, fields: Fields = Fields(), fmt: str = "") -> Iterator
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
-def rows(path: Path | str, fmt: str = "") -> Iterator[tuple[str, dict]]:
+def rows(path: Path | str, fmt: str = "") -> Iterator[tuple[str, Row]]:
     """("file:line", row) of a JSONL, CSV or Parquet file, unchecked (for other fields)."""
     path = Path(path)
     kind = format_of(path, fmt)
@@ -70,7 +72,7 @@ def rows(path: Path | str, fmt: str = "") -> Iterator[tuple[str, dict]]:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
-def _example(row: dict, fields: Fields, where: str) -> Example:
+def _example(row: Row, fields: Fields, where: str) -> Example:
     text = _field(row, fields.text, where)
     if not text.strip():
         raise DataError(f"{where}: field {fields.text!r} is empty")
@@ -80,7 +82,7 @@ def _example(row: dict, fields: Fields, where: str) -> Example:
     return Example(text, label.strip(), where)
 
 
-def _field(row: dict, name: str, where: str) -> str:
+def _field(row: Row, name: str, where: str) -> str:
     if name not in row or row[name] is None:
         raise DataError(f"{where}: field {name!r} is missing")
     value = row[name]
@@ -100,13 +102,13 @@ def _lines(path: Path) -> Iterator[tuple[str, str]]:
             yield f"{path}:{n}", line
 
 
-def _text(path: Path) -> Iterator[tuple[str, dict]]:
+def _text(path: Path) -> Iterator[tuple[str, Row]]:
     for where, line in _lines(path):
         if line.strip():
             yield where, {"text": line.rstrip("\r\n")}
 
 
-def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+def _jsonl(path: Path) -> Iterator[tuple[str, Row]]:
     for where, line in _lines(path):
         if not line.strip():
             continue
@@ -119,7 +121,7 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
         yield where, row
 
 
-def _csv(path: Path) -> Iterator[tuple[str, dict]]:
+def _csv(path: Path) -> Iterator[tuple[str, Row]]:
     lines = _lines(path)
     reader = csv.DictReader(line for _, line in lines)
     try:
@@ -129,7 +131,7 @@ def _csv(path: Path) -> Iterator[tuple[str, dict]]:
         raise DataError(f"{path}:{reader.line_num}: bad CSV: {e}") from None
 
 
-def _parquet(path: Path) -> Iterator[tuple[str, dict]]:
+def _parquet(path: Path) -> Iterator[tuple[str, Row]]:
     import pyarrow.parquet as pq  # only for Parquet input
 
     try:

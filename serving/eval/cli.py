@@ -139,7 +139,7 @@ def _evaluate(a: argparse.Namespace, bundle_paths: dict[str, Path]) -> int:
     return 0
 
 
-def _settings(a: argparse.Namespace) -> dict:
+def _settings(a: argparse.Namespace) -> dict[str, object]:
     from zh_rnn_encoder.data import split
     from zh_rnn_encoder.eval import tasks
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from zh_rnn_encoder.eval.run import Scores
 
@@ -42,7 +43,7 @@ def markdown(results: Sequence[Scores], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def document(results: Sequence[Scores], rec: dict) -> str:
+def document(results: Sequence[Scores], rec: dict[str, Any]) -> str:
     """quality.md: the table, what each row is, and the data it was measured on."""
     k = rec["settings"]["k"]
     rows = "\n".join(f"- **{r.name}** ({r.kind}): {r.about}" for r in results)
@@ -55,7 +56,9 @@ def document(results: Sequence[Scores], rec: dict) -> str:
     )
 
 
-def build_record(results: Sequence[Scores], data: dict, settings: dict) -> dict:
+def build_record(
+    results: Sequence[Scores], data: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
     """quality.json: per model per metric, the chosen C, the data (files, sha256, sizes) and
     the settings. Nothing timed, so the same input gives the same file."""
     models = [
@@ -104,7 +107,7 @@ def plot(results: Sequence[Scores], k: int, path: Path) -> None:
     plt.close(fig)
 
 
-def write(out: Path, results: Sequence[Scores], rec: dict) -> dict[str, Path]:
+def write(out: Path, results: Sequence[Scores], rec: dict[str, Any]) -> dict[str, Path]:
     """quality.md, quality.json and quality.png in ``out``, each written whole or not at all."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def write(out: Path, results: Sequence[Scores], rec: dict) -> dict[str, Path]:
     return paths
 
 
-def _atomic(path: Path, write_to: object) -> None:
+def _atomic(path: Path, write_to: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write_to(tmp)
     os.replace(tmp, path)

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
 from scipy import sparse
@@ -19,7 +19,7 @@ from zh_rnn_encoder.eval import tasks
 from zh_rnn_encoder.eval.sets import LabelledSet, Pairs
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder
 
-Matrix = np.ndarray | sparse.spmatrix
+Matrix: TypeAlias = np.ndarray | sparse.spmatrix
 # BLAS and OpenMP threads for the tasks: one. Measured on 2 cores, a logistic regression on
 # 14k x 256 took 0.62 s with the default threads, 0.51 s with 2 and 0.20 s with 1; and one thread
 # gives the same sums, so the same figures, on any machine.
@@ -48,7 +48,9 @@ class Served:
         normalize: bool | None = None,
     ) -> None:
         self.name, self.encoder = name, encoder
-        opt = encoder.resolve(EncodeOptions(pooling, normalize))
+        named = None if pooling is None else Pooling.parse(pooling, "pooling")
+        opt = encoder.resolve(EncodeOptions(named, normalize))
+        assert opt.pooling is not None  # resolve names every option
         self.pooling, self.normalize = opt.pooling, opt.normalize
         b = encoder.bundle
         m = b.model
@@ -106,7 +108,12 @@ def _one(model: Model, data: Data, k: int, seed: int) -> Scores:
 
 
 def _tasks(
-    model: Model, X: dict[str, Matrix], pair_vectors: tuple | None, data: Data, k: int, seed: int
+    model: Model,
+    X: dict[str, Matrix],
+    pair_vectors: tuple[Matrix, Matrix] | None,
+    data: Data,
+    k: int,
+    seed: int,
 ) -> Scores:
     out = Scores(model.name, model.kind, model.about)
     split = {name: tasks.Split(X[name], np.asarray(s.labels)) for name, s in data.sets.items()}
@@ -118,7 +125,7 @@ def _tasks(
     out.metrics |= {"label_p_at_k": nb.p_at_k, "label_mrr": nb.mrr}
     out.metrics |= _topics(X["test"], test.topics, k, seed)
     out.metrics["label_v_measure"] = tasks.v_measure(X["test"], test.labels, seed)
-    if pair_vectors is not None:
+    if pair_vectors is not None and data.pairs is not None:
         kind, value = tasks.pair_score(*pair_vectors, data.pairs.scores)
         out.metrics[f"pairs_{kind}"] = value
     if "ood" in split:

@@ -13,7 +13,7 @@ import numpy as np
 
 from zh_rnn_encoder.core.manifest import sha256_file
 from zh_rnn_encoder.data import records
-from zh_rnn_encoder.data.records import DataError, Fields
+from zh_rnn_encoder.data.records import DataError, Fields, Row
 
 SPLITS = ("train", "valid", "test")
 OOD_NAME = "zh_rnn_encoder.eval:data/ood_zh.jsonl"  # written for this harness, installed with it
@@ -37,7 +37,7 @@ class LabelledSet:
     topics: list[str] | None  # "" for a text without one; None: the data has no topic field
     sources: dict[str, str]  # file -> sha256
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         topics = None if self.topics is None else dict(sorted(Counter(self.topics).items()))
         return {
             "files": self.sources,
@@ -54,7 +54,7 @@ class Pairs:
     scores: np.ndarray  # float64 [P]
     sources: dict[str, str]
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {"files": self.sources, "size": len(self.text1), "binary": self.binary}
 
     @property
@@ -134,14 +134,14 @@ def load_pairs(path: Path | str) -> Pairs:
     return pairs
 
 
-def _text(row: dict, name: str, where: str) -> str:
+def _text(row: Row, name: str, where: str) -> str:
     value = row.get(name)
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{where}: field {name!r} is missing, empty or not a string")
     return value
 
 
-def _score(row: dict, where: str) -> float:
+def _score(row: Row, where: str) -> float:
     value = row.get("score")
     try:
         if isinstance(value, bool) or value is None:

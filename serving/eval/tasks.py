@@ -146,5 +146,5 @@ def pair_score(
 def cosines(a: np.ndarray | sparse.spmatrix, b: np.ndarray | sparse.spmatrix) -> np.ndarray:
     """Row-wise cosine similarity of two matrices of the same shape -> float64 [N]."""
     Ua, Ub = unit_rows(a), unit_rows(b)
-    both = Ua.multiply(Ub) if sparse.issparse(Ua) else Ua * Ub
+    both = Ua * Ub if isinstance(Ua, np.ndarray) else Ua.multiply(Ub)
     return np.asarray(both.sum(axis=1)).ravel()
