@@ -84,7 +84,7 @@ def main() -> int:
             batch = (texts * (n // len(texts) + 1))[:n]
             tps = {}
             for d, e in enc.items():
-                runs = padded_runs(e, batch, e.max_batch_tokens)
+                runs = padded_runs(e, batch, e.config.max_batch_tokens)
                 one = padded_runs(e, batch, 10**9)
                 padded = sum(ids.size for ids, _ in runs)
                 e2e = bench.timeit(partial(e.encode, batch), a.seconds)

@@ -44,7 +44,7 @@ class AiohttpServer:
     async def _handle(self, request: web.BaseRequest) -> web.Response:
         api = self.api
         auth = request.headers.get("Authorization")
-        refused = api.admit(request.method, request.path, auth, request.content_length)
+        refused = api.on_headers(request.method, request.path, auth, request.content_length)
         if refused is not None:
             return _response(refused)
         chunks, size = [], 0

@@ -20,9 +20,10 @@ __version__ = metadata.version("zh-rnn-encoder")
 
 _API = {
     "Encoder": "zh_rnn_encoder.runtime.encoder",
-    "EncodeOptions": "zh_rnn_encoder.runtime.encoder",
-    "TextEncoding": "zh_rnn_encoder.runtime.encoder",
-    "Tokenized": "zh_rnn_encoder.runtime.encoder",
+    "RuntimeConfig": "zh_rnn_encoder.runtime.types",
+    "EncodeOptions": "zh_rnn_encoder.runtime.types",
+    "TextEncoding": "zh_rnn_encoder.runtime.types",
+    "Tokenized": "zh_rnn_encoder.runtime.types",
     "Limits": "zh_rnn_encoder.runtime.limits",
     "EncoderState": "zh_rnn_encoder.runtime.state",
     "split_text": "zh_rnn_encoder.core.boundaries",

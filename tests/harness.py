@@ -9,14 +9,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from zh_rnn_encoder.client import wait_until_serving
-from zh_rnn_encoder.runtime.limits import Limits
+from zh_rnn_encoder.runtime.types import RuntimeConfig
 from zh_rnn_encoder.transport.app import App, build_server
 from zh_rnn_encoder.transport.config import ServerConfig
 
@@ -29,19 +29,18 @@ NO_TORCH = (
 
 
 class InProcessServer:
-    """build_server() on 127.0.0.1:0 in a background event loop; load() runs the self-test."""
+    """build_server() on 127.0.0.1:0 in a background event loop; load() runs the self-test.
+    ``overrides`` name fields of ServerConfig or of its RuntimeConfig (``limits=``...)."""
 
     def __init__(self, bundle: Path, jieba_cache: Path, **overrides: object) -> None:
-        limits = overrides.pop("limits", Limits())
-        self.cfg = replace(
-            ServerConfig(
-                bundle=bundle,
-                listen="127.0.0.1:0",
-                threads=1,
-                jieba_cache_dir=jieba_cache,
-                grace_period_s=5.0,
-            ),
-            limits=limits,
+        runtime = {
+            f.name: overrides.pop(f.name) for f in fields(RuntimeConfig) if f.name in overrides
+        }
+        self.cfg = ServerConfig(
+            bundle=bundle,
+            listen="127.0.0.1:0",
+            runtime=RuntimeConfig(**{"threads": 1, "jieba_cache_dir": jieba_cache, **runtime}),
+            grace_period_s=5.0,
             **overrides,
         )
         self.loop = asyncio.new_event_loop()

@@ -8,10 +8,11 @@ from zh_rnn_encoder.transport.config import from_args
 
 def test_defaults_and_flags() -> None:
     cfg = from_args(["--bundle", "b"], env={})
-    assert cfg.listen == "127.0.0.1:50051" and cfg.device == "cpu"
-    assert cfg.limits.max_tokens_per_text == 512 and cfg.intra_op_threads == available_cpus()
+    rt = cfg.runtime
+    assert cfg.listen == "127.0.0.1:50051" and rt.device == "cpu"
+    assert rt.limits.max_tokens_per_text == 512 and rt.intra_op_threads == available_cpus()
     cfg = from_args(["--bundle", "b", "--max-tokens-per-text", "64", "--threads", "3"], env={})
-    assert cfg.limits.max_tokens_per_text == 64 and cfg.intra_op_threads == 3
+    assert cfg.runtime.limits.max_tokens_per_text == 64 and cfg.runtime.intra_op_threads == 3
 
 
 def test_every_flag_has_an_env_variable_and_flags_win() -> None:
@@ -24,9 +25,10 @@ def test_every_flag_has_an_env_variable_and_flags_win() -> None:
         "GRACE_PERIOD_S": "3",
     }
     cfg = from_args([], env=env)
-    assert (str(cfg.bundle), cfg.listen, cfg.limits.max_texts_per_request) == ("/b", "0.0.0.0:9", 5)
-    assert cfg.batch_wait_ms == 2.5 and cfg.grace_period_s == 3.0
-    assert cfg.jieba_cache_dir == Path("/tmp/j")
+    rt = cfg.runtime
+    assert (str(cfg.bundle), cfg.listen, rt.limits.max_texts_per_request) == ("/b", "0.0.0.0:9", 5)
+    assert rt.batch_wait_ms == 2.5 and cfg.grace_period_s == 3.0
+    assert rt.jieba_cache_dir == Path("/tmp/j")
     assert from_args(["--listen", "[::]:1"], env=env).listen == "[::]:1"
 
 

@@ -158,22 +158,28 @@ def test_serving_face_adds_request_limits(bundle, jieba_cache) -> None:
     limits = Limits(max_texts_per_request=3, max_message_bytes=2_000)
     enc = Encoder.from_bundle(bundle[0], threads=1, jieba_cache_dir=jieba_cache, limits=limits)
 
+    async def serve(texts: list[str], opt: EncodeOptions):
+        with await enc.admit(texts, opt) as admitted:
+            return await enc.encode_admitted(admitted)
+
     async def go() -> None:
         with pytest.raises(InvalidInput, match="texts: the request has no texts"):
-            await enc.aencode([], EncodeOptions())
+            await serve([], EncodeOptions())
         with pytest.raises(LimitExceeded, match="max_texts_per_request exceeded: 4 > 3"):
-            await enc.aencode(["你好"] * 4, EncodeOptions())
+            await serve(["你好"] * 4, EncodeOptions())
         with pytest.raises(LimitExceeded, match="max_message_bytes exceeded at response"):
-            await enc.aencode([TUTORIAL] * 3, EncodeOptions(token_vectors=True))
+            await serve([TUTORIAL] * 3, EncodeOptions(token_vectors=True))
         with pytest.raises(LimitExceeded, match="max_texts_per_request"):
-            await enc.atokenize(["你好"] * 4)
-        res = await enc.aencode([TUTORIAL, "你好"], EncodeOptions(pooling="mean"))
+            async with enc.tokenized(["你好"] * 4):
+                pass
+        res = await serve([TUTORIAL, "你好"], EncodeOptions(pooling="mean"))
         assert res.inference_s > 0 and res.tokenize_s > 0
         sync = enc.encode([TUTORIAL, "你好"], pooling="mean")
         assert all(np.array_equal(a.vector, b.vector) for a, b in zip(res.encodings, sync))
+        assert enc.budget.used == 0  # every admission released
         await enc.aclose()
         with pytest.raises(NotReady):
-            await enc.aencode(["你好"], EncodeOptions())
+            await serve(["你好"], EncodeOptions())
 
     asyncio.run(go())
     assert len(enc.encode(["你好"] * 4)) == 4  # the sync face has no per-request limits

@@ -183,7 +183,7 @@ def test_http_transport_imports_without_grpc() -> None:
         "from zh_rnn_encoder.transport.serving_state import Served, ServingState\n"
         "api = OpenAIApi(ServingState(), Served('m'), 1 << 20, [])\n"
         "HttpServer(api)\n"
-        "assert api.admit('POST', '/v1/embeddings', None, 10) is None\n"
+        "assert api.on_headers('POST', '/v1/embeddings', None, 10) is None\n"
         "assert not [m for m in sys.modules if m.partition('.')[0] in BLOCKED]\n",
     )
 

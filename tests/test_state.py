@@ -79,8 +79,8 @@ def test_the_serving_face_continues_the_same_way(enc) -> None:
     async def go():
         try:
             opt = EncodeOptions(pooling="max", return_state=True)
-            async with enc.encoded([B, C], opt, initial_states=[a.state, None]) as r:
-                return r.encodings
+            with await enc.admit([B, C], opt, initial_states=[a.state, None]) as admitted:
+                return (await enc.encode_admitted(admitted)).encodings
         finally:
             await enc.aclose()
 

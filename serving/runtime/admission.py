@@ -1,9 +1,13 @@
-"""One budget of in-flight work, in bytes, for every request and stream of a server.
+"""Admission: one budget of in-flight work, in bytes, for every request and stream of a server;
+the Admission a request holds while it runs; and every estimate of the bytes that work holds.
 
-Unary requests take their share on admission or are refused at once (Overloaded, before any
-tokenization); streams wait for it, which stops them reading and lets HTTP/2 flow control push
-back on the client. Estimates are upper bounds computed from characters, before tokenizing:
-jieba never yields more tokens than characters.
+``Encoder.admit`` checks a request's limits, estimates its bytes and takes them: at once or not
+at all for a unary call (Overloaded, before any tokenization, like TEI's try_acquire_permit),
+or waiting for them (a stream's request, like acquire_permit), which stops the stream reading
+and lets HTTP/2 flow control push back on the client. The Admission it returns is passed to
+``Encoder.encode_admitted`` and gives its bytes back once, when released. A request's estimates
+are upper bounds computed from characters, before tokenizing (jieba never yields more tokens
+than characters); a response's size is counted from its tokens, before it is built.
 """
 
 from __future__ import annotations
@@ -11,14 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from zh_rnn_encoder.core.errors import LimitExceeded, Overloaded
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from zh_rnn_encoder.runtime.state import EncoderState
+    from zh_rnn_encoder.runtime.types import EncodeOptions
 
 MB = 1 << 20
 # Bytes a token costs while in flight, besides its vectors: its str object, list slot and id.
 TOKEN_BYTES = 96
 # A character of request text: the received UTF-8 (<= 4) and the parsed str (<= 4).
 CHAR_BYTES = 8
+# A token in an Encode response, besides its vectors: its id and its string, generously.
+RESPONSE_TOKEN_BYTES = 24
+# A token in a Tokenize response, besides its UTF-8: its id and the framing of both; and a text's.
+TOKENIZED_TOKEN_BYTES, TOKENIZED_TEXT_BYTES = 11, 8
+# The share of the budget kept for requests already past the header gate: the gate sheds calls
+# when less than this is free (those past it are refused on their estimate if they do not fit).
+RESERVE = 1 / 8
+# The share of the budget one stream may hold, so that one unread stream cannot take it all.
+STREAM_SHARE = 1 / 4
 
 
 def estimate(texts: Sequence[str], token_limit: int, dim: int, token_vectors: bool) -> int:
@@ -41,8 +61,48 @@ def at_least(request_bytes: int) -> int:
 
 
 def estimate_tokenize(texts: Sequence[str]) -> int:
+    """Upper bound of the bytes one Tokenize request holds."""
     chars = sum(len(t) for t in texts)
     return chars * (CHAR_BYTES + TOKEN_BYTES + 16)
+
+
+def response_bytes(texts: int, tokens: int, dim: int, token_vectors: bool) -> int:
+    """The size of an Encode response, from its tokens (checked before the graph runs)."""
+    floats = (texts + (tokens if token_vectors else 0)) * dim
+    return floats * 4 + tokens * RESPONSE_TOKEN_BYTES
+
+
+def tokenized_bytes(texts: Sequence[Sequence[str]]) -> int:
+    """The size of a Tokenize response, from each text's tokens."""
+    tokens = sum(len(t.encode("utf-8")) + TOKENIZED_TOKEN_BYTES for x in texts for t in x)
+    return tokens + TOKENIZED_TEXT_BYTES * len(texts)
+
+
+def chunk_bytes(tokens: int, dim: int) -> int:
+    """What one chunk of a document holds while it runs: its states and its ids, padded."""
+    return tokens * (8 * dim + 64)
+
+
+def shed_on_headers(budget: Budget, queued: int, max_queued: int) -> Overloaded | None:
+    """The refusal of a call on its headers while the budget is past its reserve or the
+    batcher's queue is full; None to let it in."""
+    if not budget.past_reserve() and queued < max_queued:
+        return None
+    return Overloaded(
+        f"server full: {budget.used / MB:.0f} of max_inflight_mb={budget.limit // MB} MB in "
+        f"use, {queued} of max_queued_texts={max_queued} texts queued; retry with backoff"
+    )
+
+
+def shed_by_size(budget: Budget, request_bytes: int) -> Overloaded | None:
+    """The refusal of a request by its size on the wire, before it is parsed, when even the
+    least such a request needs does not fit the budget now; None to parse it."""
+    if not budget.full_for(at_least(request_bytes)):
+        return None
+    return Overloaded(
+        f"max_inflight_mb={budget.limit // MB} in use ({budget.used / MB:.0f} MB admitted); "
+        "retry with backoff"
+    )
 
 
 class Budget:
@@ -71,6 +131,14 @@ class Budget:
     def full_for(self, need: int) -> bool:
         return self.used + need > self.limit
 
+    def past_reserve(self) -> bool:
+        """Less than RESERVE of the budget is free: the header gate sheds new calls."""
+        return self.used > self.limit * (1 - RESERVE)
+
+    def stream_share(self) -> Budget:
+        """A budget for one stream's requests, which take from it as well as from this one."""
+        return Budget(int(self.limit * STREAM_SHARE))
+
     def try_take(self, need: int) -> None:
         """Take ``need`` bytes now, or raise Overloaded without waiting."""
         self._check_fits_alone(need)
@@ -95,14 +163,11 @@ class Budget:
     def give(self, n: int) -> None:
         self.used -= n
         if self._freed is not None:
-            asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._freed:
-            self._freed.notify_all()
+            asyncio.get_running_loop().create_task(_notify(self._freed))
 
     @contextlib.asynccontextmanager
     async def hold(self, need: int, wait: bool = False) -> AsyncIterator[None]:
+        """``need`` bytes for the block (the runtime's own work: Tokenize, a document's chunk)."""
         if wait:
             await self.take(need)
         else:
@@ -111,3 +176,85 @@ class Budget:
             yield
         finally:
             self.give(need)
+
+
+async def _notify(freed: asyncio.Condition) -> None:
+    async with freed:
+        freed.notify_all()
+
+
+class Admission:
+    """A request admitted by ``Encoder.admit``: its texts, options (resolved against the bundle)
+    and prior states, all checked, and the ``held`` bytes of the in-flight budget (and of its
+    stream's share) that it holds until ``release``. Release gives them back once, however
+    often it is called; as a context manager it releases on leaving the block. Build the
+    response before releasing: the estimate counts it."""
+
+    __slots__ = ("texts", "options", "priors", "held", "_budget", "_stream", "_stream_held")
+
+    def __init__(
+        self,
+        texts: list[str],
+        options: EncodeOptions,
+        priors: list[EncoderState | None] | None,
+        held: int,
+        budget: Budget,
+        stream: Budget | None = None,
+        stream_held: int = 0,
+    ) -> None:
+        self.texts, self.options, self.priors, self.held = texts, options, priors, held
+        self._budget: Budget | None = budget
+        self._stream, self._stream_held = stream, stream_held
+
+    @property
+    def released(self) -> bool:
+        return self._budget is None
+
+    def release(self) -> None:
+        budget, self._budget = self._budget, None
+        if budget is None:
+            return
+        budget.give(self.held)
+        if self._stream is not None:
+            self._stream.give(self._stream_held)
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+async def take(
+    budget: Budget,
+    need: int,
+    wait: bool,
+    stream: Budget | None,
+    texts: list[str],
+    options: EncodeOptions,
+    priors: list[EncoderState | None] | None,
+) -> Admission:
+    """``need`` bytes of ``budget`` (and at most the whole of ``stream``, first), at once or
+    waiting for them; the Admission that holds them."""
+    share = 0
+    if stream is not None:
+        share = min(need, stream.limit)
+        if wait:
+            await stream.take(share)
+        else:
+            stream.try_take(share)
+    try:
+        if wait:
+            await budget.take(need)
+        else:
+            budget.try_take(need)
+    except BaseException:
+        if stream is not None:
+            stream.give(share)
+        raise
+    return Admission(texts, options, priors, need, budget, stream, share)

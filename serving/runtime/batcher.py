@@ -12,53 +12,51 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.errors import NotReady, Overloaded
-from zh_rnn_encoder.runtime.padding import pad, plan_runs
+from zh_rnn_encoder.runtime.delivery import OnState, Rows, Stack, run_inputs
+from zh_rnn_encoder.runtime.padding import plan_runs
+from zh_rnn_encoder.runtime.state import EncoderState
+from zh_rnn_encoder.runtime.types import Reduce
 
 # (ids [B, S], lengths [B], initial state inputs or None) -> every output of the graph by name
 RunFn = Callable[[np.ndarray, np.ndarray, dict | None], dict[str, np.ndarray]]
-# (states [n, F], final [F], the row's prior state or None) -> its vector (pooling, at delivery)
-Reduce = Callable[[np.ndarray, np.ndarray, object], np.ndarray]
-# (the row's prior state or None, its states [n, F], the run's outputs, its index in the run)
-# -> what the request gets for that row beside its vector (the state to continue from)
-OnState = Callable[[object, np.ndarray, dict, int], object]
-# the rows' prior states (None for a row without) -> the graph's initial state inputs for a run
-Stack = Callable[[list], dict[str, np.ndarray]]
 
 
 @dataclass
 class Batched:
-    """A request's rows from the model: states [n, F] per row (None unless kept), a vector [F]
-    per row (its final state, or what ``reduce`` made of it: the pooled sentence vector), and,
-    when asked for, each row's state to continue from."""
+    """A request's rows from the model (delivery.Rows): states [n, F] per row (None unless
+    kept), a vector [F] per row (its final state, or what ``reduce`` made of it: the pooled
+    sentence vector), and, when asked for, each row's state to continue from."""
 
     states: list[np.ndarray | None]
-    vectors: list[np.ndarray]
+    vectors: list[np.ndarray | None]  # every one set once the request is done
     queue_s: float
     inference_s: float
     continued: list | None = None
 
 
-@dataclass
-class _Item:
-    rows: list[np.ndarray]
-    future: asyncio.Future
-    enqueued: float
-    keep_states: bool = True
-    reduce: Reduce | None = None
-    initial: list | None = None  # each row's prior state, or None
-    on_state: OnState | None = None
-    continued: list | None = None
-    states: list = field(default_factory=list)
-    vectors: list = field(default_factory=list)
-    started: float | None = None
-    inference_s: float = 0.0
-    done_rows: int = 0
+class _Item(Rows):
+    """A request in the batcher: its rows, and when it was queued, first run and how long it ran."""
+
+    __slots__ = ("future", "enqueued", "started", "inference_s")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Batched],
+        ids: list[np.ndarray],
+        keep_states: bool,
+        reduce: Reduce | None,
+        priors: list[EncoderState | None] | None,
+        on_state: OnState | None,
+    ) -> None:
+        super().__init__(ids, keep_states, reduce, priors, on_state)
+        self.future, self.enqueued = future, time.perf_counter()
+        self.started: float | None = None
+        self.inference_s = 0.0
 
 
 class Batcher:
@@ -97,15 +95,16 @@ class Batcher:
         rows: list[np.ndarray],
         keep_states: bool = True,
         reduce: Reduce | None = None,
-        initial: list | None = None,
+        initial: list[EncoderState | None] | None = None,
         on_state: OnState | None = None,
     ) -> Batched:
-        """Encode ``rows`` (int64 ids each). Without ``keep_states`` only the final states come
-        back, so a run's [rows, seq, F] output is freed as soon as it is delivered; ``reduce``
-        turns each row's (states [n, F], final [F], prior) into the vector returned in its stead,
-        at delivery (pooling), so per-token states never outlive their run. ``initial`` gives
-        each row's prior state (None: zeros), which the constructor's ``stack`` feeds to the
-        graph; ``on_state`` makes each row's state to continue from, returned in ``continued``."""
+        """Encode ``rows`` (int64 ids each), delivered as delivery.Rows says. Without
+        ``keep_states`` only the final states come back, so a run's [rows, seq, F] output is
+        freed as soon as it is delivered; ``reduce`` turns each row's (states [n, F], final [F],
+        prior) into the vector returned in its stead, at delivery (pooling), so per-token states
+        never outlive their run. ``initial`` gives each row's prior state (None: zeros), which
+        the constructor's ``stack`` feeds to the graph; ``on_state`` makes each row's state to
+        continue from, returned in ``continued``."""
         if self._closing:
             raise NotReady("server is shutting down")
         if self.queued_texts + len(rows) > self._max_queued:
@@ -113,18 +112,8 @@ class Batcher:
                 f"queue full: {self.queued_texts} texts waiting, "
                 f"max_queued_texts={self._max_queued}; retry with backoff"
             )
-        item = _Item(
-            rows,
-            asyncio.get_running_loop().create_future(),
-            time.perf_counter(),
-            keep_states=keep_states,
-            reduce=reduce,
-            initial=initial,
-            on_state=on_state,
-            continued=[None] * len(rows) if on_state else None,
-            states=[None] * len(rows),
-            vectors=[None] * len(rows),
-        )
+        future = asyncio.get_running_loop().create_future()
+        item = _Item(future, rows, keep_states, reduce, initial, on_state)
         self._pending.extend((item, i) for i in range(len(rows)))
         self._wakeup.set()
         return await item.future
@@ -141,7 +130,7 @@ class Batcher:
         """Every live queued row, by length, cut into runs of rows x longest <= the budget."""
         rows = [r for r in self._pending if not r[0].future.done()]  # skip cancelled requests
         self._pending.clear()
-        runs = plan_runs([len(item.rows[i]) for item, i in rows], self._budget)
+        runs = plan_runs([len(item.ids[i]) for item, i in rows], self._budget)
         return [[rows[k] for k in run] for run in runs]
 
     async def _work(self) -> None:
@@ -182,9 +171,7 @@ class Batcher:
         run = [(item, i) for item, i in run if not item.future.done()]
         if not run:
             return
-        ids, lengths = pad([item.rows[i] for item, i in run], self._pad)
-        priors = [item.initial[i] if item.initial else None for item, i in run]
-        feed = self._stack(priors) if self._stack and any(p is not None for p in priors) else None
+        ids, lengths, feed = run_inputs(run, self._pad, self._stack)
         if self._on_run:
             self._on_run(ids.shape[0], ids.size)
         started = time.perf_counter()
@@ -198,28 +185,18 @@ class Batcher:
         self._deliver(run, out, started, time.perf_counter() - started)
 
     @staticmethod
-    def _deliver(batch: list, out: dict, started: float, took: float) -> None:
-        states, final = out[contract.STATES], out[contract.FINAL]
+    def _deliver(run: list[tuple[_Item, int]], out: dict, started: float, took: float) -> None:
+        """Each row to its request (Rows.deliver); a request is done with its last row."""
         seen: set[int] = set()
-        for j, (item, i) in enumerate(batch):
+        for j, (item, i) in enumerate(run):
             if item.future.done():
                 continue
             if id(item) not in seen:  # a request split over runs pays each run once
                 seen.add(id(item))
                 item.inference_s += took
                 item.started = item.started or started
-            n = len(item.rows[i])
-            prior = item.initial[i] if item.initial else None
-            if item.keep_states:
-                item.states[i] = states[j, :n]
-            if item.reduce:
-                item.vectors[i] = item.reduce(states[j, :n], final[j], prior)
-            else:
-                item.vectors[i] = final[j].copy()  # a row, not a view that pins the run's array
-            if item.on_state:
-                item.continued[i] = item.on_state(prior, states[j, :n], out, j)
-            item.done_rows += 1
-            if item.done_rows == len(item.rows):
+            item.deliver(i, out, j)
+            if item.done == len(item.ids):
                 item.future.set_result(
                     Batched(
                         item.states,

@@ -1,4 +1,6 @@
-"""Documents of any length in constant memory: pieces in, one pooled vector and a state out.
+"""Documents of any length in constant memory: pieces in, one pooled vector and a state out
+(``Encoder.encode_document``, and ``aencode_document`` for servers, are ``Document.run`` and
+``arun`` with the Encoder's way of running a chunk).
 
 Each piece joins what the previous one left unfinished; the text up to the last token boundary
 (core/boundaries.py) is tokenized, and its ids run through the graph in chunks of at most
@@ -13,16 +15,23 @@ every sentence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from zh_rnn_encoder.core.boundaries import last_boundary
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded
-from zh_rnn_encoder.runtime.state import EncoderState
+from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.runtime.state import EncoderState, check_states, refuse_bidirectional
 
 DEFAULT_CHUNK_TOKENS = 2048
+# (a chunk's ids, the state it continues) -> (the state after it, the pooled vector so far)
+RunChunk = Callable[[np.ndarray, EncoderState | None], tuple[EncoderState, np.ndarray]]
+ARunChunk = Callable[[np.ndarray, EncoderState | None], Awaitable[tuple[EncoderState, np.ndarray]]]
+# (texts, fn, *args) -> fn(*args), in a worker thread when the texts are long (Encoder._off_loop)
+OffLoop = Callable[..., Awaitable[Any]]
 
 
 @dataclass
@@ -52,6 +61,49 @@ class Document:
         self._carry = ""
         self.tokens = self.chars = self.pieces = 0
         self.vector: np.ndarray | None = None
+
+    @classmethod
+    def start(
+        cls,
+        tokenize: Callable[[str], np.ndarray],
+        model: ModelConfig,
+        graph_sha256: str,
+        initial: EncoderState | None,
+        chunk_tokens: int,
+        max_tokens: int,
+        max_chars: int,
+    ) -> Document:
+        """A document of this model continuing ``initial`` (None: from the start), checked as
+        both faces check it; pieces and carried text of at most ``max_chars`` characters."""
+        refuse_bidirectional(model)
+        check_states([initial], model, graph_sha256, "initial_state")
+        if chunk_tokens < 1 or max_tokens < 0:
+            raise InvalidInput("chunk_tokens must be positive and max_tokens not negative")
+        return cls(tokenize, initial, chunk_tokens, max_chars, max_chars, max_tokens)
+
+    def run(self, pieces: Iterable[str], run_chunk: RunChunk) -> DocumentEncoding:
+        """Every piece, then what is left, each chunk run from the state before it."""
+        for piece in pieces:
+            for chunk in self.feed(piece):
+                self.advance(chunk, *run_chunk(chunk, self.state))
+        for chunk in self.finish():
+            self.advance(chunk, *run_chunk(chunk, self.state))
+        return self.result()
+
+    async def arun(
+        self, pieces: AsyncIterator[str], run_chunk: ARunChunk, off_loop: OffLoop
+    ) -> DocumentEncoding:
+        """``run`` for servers: each piece tokenized by ``off_loop`` (off the event loop when
+        long), each chunk awaited."""
+        async for piece in pieces:
+            for chunk in await off_loop([piece], self._feed_all, piece):
+                self.advance(chunk, *await run_chunk(chunk, self.state))
+        for chunk in list(self.finish()):
+            self.advance(chunk, *await run_chunk(chunk, self.state))
+        return self.result()
+
+    def _feed_all(self, piece: str) -> list[np.ndarray]:
+        return list(self.feed(piece))
 
     def feed(self, piece: str) -> Iterator[np.ndarray]:
         """The chunks of ids that ``piece`` completes (the unfinished tail waits)."""

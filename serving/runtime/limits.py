@@ -44,13 +44,8 @@ class Limits:
             )
         return max_tokens or self.max_tokens_per_text
 
-    def check_response(self, texts: int, tokens: int, dim: int, token_vectors: bool) -> None:
-        floats = (texts + (tokens if token_vectors else 0)) * dim
-        size = floats * 4 + tokens * 24  # 24 bytes a token for its id and string, generously
+    def check_response(self, size: int, advice: str = "") -> None:
+        """A response of ``size`` bytes (as admission.py sizes it) must fit max_message_bytes."""
         if size > self.max_message_bytes:
-            raise LimitExceeded(
-                "max_message_bytes",
-                size,
-                self.max_message_bytes,
-                "response (send fewer texts or no token vectors)",
-            )
+            where = f"response ({advice})" if advice else "response"
+            raise LimitExceeded("max_message_bytes", size, self.max_message_bytes, where)

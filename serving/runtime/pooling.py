@@ -40,3 +40,14 @@ def pool(
         norm = float(np.linalg.norm(v))
         v = v / norm if norm > 0 else v
     return np.asarray(v, dtype=np.float32)
+
+
+def pool_row(
+    states: np.ndarray,
+    final: np.ndarray,
+    prior: EncoderState | None,
+    mode: Pooling,
+    normalize: bool,
+) -> np.ndarray:
+    """``pool`` for one row of a run: a copy, never a view that pins the run's outputs."""
+    return np.array(pool(states, final, mode, normalize, prior))

@@ -10,6 +10,7 @@ per-token states.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,30 @@ def check_states(
             raise InvalidInput(f"{where}.tokens: must not be negative")
 
 
+def check_priors(
+    initial: Sequence[EncoderState | None] | None,
+    texts: Sequence[str],
+    return_state: bool,
+    model: ModelConfig,
+    graph_sha256: str,
+) -> list[EncoderState | None] | None:
+    """A request's ``initial_states`` (one per text, or none), checked against this model; None
+    when there are none. Asking for states back (``return_state``) needs a unidirectional model
+    too."""
+    priors = list(initial or [])
+    if priors and len(priors) != len(texts):
+        raise InvalidInput(
+            f"initial_states: {len(priors)} given for {len(texts)} texts (one per text, or none)"
+        )
+    if all(s is None for s in priors):
+        priors = []
+    if not priors and not return_state:
+        return None
+    refuse_bidirectional(model)
+    check_states(priors, model, graph_sha256, "initial_states")
+    return priors or None
+
+
 def refuse_bidirectional(model: ModelConfig) -> None:
     if model.bidirectional:
         raise InvalidInput(
@@ -118,3 +143,20 @@ def continued(
         token_sum=total,
         token_max=most.astype(np.float32),
     )
+
+
+def state_maker(
+    model: ModelConfig, graph_sha256: str
+) -> Callable[[EncoderState | None, np.ndarray, dict[str, np.ndarray], int], EncoderState]:
+    """Makes a row's state to continue from as its run is delivered (delivery.OnState), while
+    its per-token states exist: from its prior, its states [n, H] and row ``j`` of the run's
+    final states."""
+
+    def make(
+        prior: EncoderState | None, states: np.ndarray, out: dict[str, np.ndarray], j: int
+    ) -> EncoderState:
+        c_n = out.get(contract.FINAL_C)
+        cell = None if c_n is None else c_n[:, j]
+        return continued(prior, states, out[contract.FINAL_H][:, j], cell, model, graph_sha256)
+
+    return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -73,23 +74,14 @@ class App:
 
     async def load(self) -> Encoder:
         """Load and self-test the bundle off the event loop (health keeps answering NOT_SERVING)."""
-        cfg = self.cfg
-        encoder = await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: Encoder.from_bundle(
-                cfg.bundle,
-                cfg.device,
-                cfg.intra_op_threads,
-                limits=cfg.limits,
-                max_batch_tokens=cfg.max_batch_tokens,
-                batch_wait_ms=cfg.batch_wait_ms,
-                max_inflight_mb=cfg.max_inflight_mb,
-                jieba_cache_dir=cfg.jieba_cache_dir,
-                expect_sha256=cfg.expect_bundle_sha256 or None,
-                on_run=self.metrics.on_run,
-                session_factory=self.session_factory,
-            ),
+        load = functools.partial(
+            Encoder.from_bundle,
+            self.cfg.bundle,
+            config=self.cfg.runtime,
+            on_run=self.metrics.on_run,
+            session_factory=self.session_factory,
         )
+        encoder = await asyncio.get_running_loop().run_in_executor(None, load)
         self.state.encoder = encoder
         self._trim = asyncio.ensure_future(
             memory.trim_periodically(encoder.budget.active_since_asked)
@@ -119,7 +111,7 @@ class App:
 
 async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
     """A server bound to cfg.listen (port 0: a free one), not yet started, health NOT_SERVING."""
-    size = cfg.limits.max_message_bytes
+    size = cfg.runtime.limits.max_message_bytes
     metrics: Metrics = NO_METRICS
     if cfg.metrics_listen or cfg.metrics_dir:  # prometheus_client is imported only then
         if cfg.metrics_dir:  # read by prometheus_client when it is imported, just below

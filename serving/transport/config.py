@@ -1,4 +1,7 @@
-"""Server configuration: one frozen dataclass built once from flags, each with an env variable."""
+"""Server configuration: one frozen dataclass built once from flags, each with an env variable.
+
+ServerConfig embeds the runtime's own RuntimeConfig (``.runtime``, which embeds Limits): one
+flag table for all three, each flag named as its field, and each dataclass passed whole."""
 
 from __future__ import annotations
 
@@ -9,29 +12,23 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from zh_rnn_encoder.core.enums import Device
-from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.limits import Limits
+from zh_rnn_encoder.runtime.types import RuntimeConfig
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     bundle: Path
     listen: str = "127.0.0.1:50051"
-    device: Device = Device.CPU
-    threads: int = 0  # 0: the CPUs this process may use
-    limits: Limits = Limits()
-    max_batch_tokens: int = 2048  # padded tokens (rows x longest) per onnxruntime run
-    max_inflight_mb: float = 256  # the in-flight budget of admitted work (runtime/admission.py)
+    # device, threads, limits, batching, the in-flight budget, jieba's cache, the bundle's pin
+    runtime: RuntimeConfig = RuntimeConfig()
     max_streams_per_connection: int = 0  # HTTP/2 concurrent calls a connection may open; 0: any
-    batch_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches only what is queued
     grace_period_s: float = 10.0
-    jieba_cache_dir: Path | None = None
     log_level: str = "INFO"
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
     metrics_dir: Path | None = None  # record for a supervisor's endpoint (prometheus multiproc)
     port_file: Path | None = None  # written with the bound port once listening
     ready_file: Path | None = None  # written once SERVING (the self-test passed)
-    expect_bundle_sha256: str = ""  # pins bundle.json (and through it every file); empty: off
     tls_cert: Path | None = None  # PEM chain; with tls_key, the port speaks TLS only
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # clients must present a certificate it signed (mTLS)
@@ -46,12 +43,9 @@ class ServerConfig:
     http_listen: str = ""  # host:port of the OpenAI-compatible HTTP API; empty: off
     http_port_file: Path | None = None  # written with the HTTP port once listening
 
-    @property
-    def intra_op_threads(self) -> int:
-        return self.threads or available_cpus()
 
-
-# flag -> (type, help); the env variable is the flag's name in upper case with underscores.
+# flag -> (type, help); the env variable is the flag's name in upper case with underscores. Each
+# flag is a field of ServerConfig, RuntimeConfig or Limits.
 _FLAGS: dict[str, tuple[type, str]] = {
     "bundle": (Path, "model bundle directory (required)"),
     "listen": (str, "address to bind, host:port (port 0 picks a free one)"),
@@ -119,7 +113,7 @@ def env_name(flag: str) -> str:
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    defaults = {f.name: f.default for f in (*fields(ServerConfig), *fields(Limits))}
+    defaults = {f.name: f.default for c in (ServerConfig, RuntimeConfig, Limits) for f in fields(c)}
     defaults = {k: None if v is MISSING else v for k, v in defaults.items()}
     ap = argparse.ArgumentParser(
         prog="encoder-serve",
@@ -149,13 +143,20 @@ def from_args(
     if a["bundle"] in (None, ""):
         ap.error("--bundle (or BUNDLE) is required")
     try:
-        limit_names = {f.name for f in fields(Limits)}
-        limits = Limits(**{k: int(a.pop(k)) for k in list(a) if k in limit_names})
-        cfg = ServerConfig(limits=limits, **{k: _typed(k, v) for k, v in a.items()})
+        limits = Limits(**{k: int(a.pop(k)) for k in _names(Limits) if k in a})
+        runtime = {k: _typed(k, a.pop(k)) for k in _names(RuntimeConfig) if k in a}
+        cfg = ServerConfig(
+            runtime=RuntimeConfig(limits=limits, **runtime),
+            **{k: _typed(k, v) for k, v in a.items()},
+        )
     except (TypeError, ValueError) as e:
         ap.error(str(e))
     validate(cfg, ap)
     return cfg
+
+
+def _names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
 
 
 def _typed(name: str, value: object) -> object:
@@ -189,8 +190,9 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error("--tls-cert and --tls-key go together")
     if cfg.tls_client_ca and not cfg.tls_cert:
         ap.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    rt = cfg.runtime
     for f in fields(Limits):
-        if getattr(cfg.limits, f.name) < 1:
+        if getattr(rt.limits, f.name) < 1:
             ap.error(f"--{f.name.replace('_', '-')} must be at least 1")
     if cfg.workers < 0:
         ap.error("--workers must not be negative")
@@ -198,9 +200,9 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error("--max-streams-per-connection must not be negative")
     if cfg.max_document_tokens < 0 or cfg.document_deadline_s < 0:
         ap.error("--max-document-tokens and --document-deadline-s must not be negative")
-    if cfg.max_inflight_mb <= 0:
+    if rt.max_inflight_mb <= 0:
         ap.error("--max-inflight-mb must be positive")
-    if cfg.threads < 0 or cfg.max_batch_tokens < 1 or cfg.batch_wait_ms < 0:
+    if rt.threads < 0 or rt.max_batch_tokens < 1 or rt.batch_wait_ms < 0:
         ap.error("--threads, --max-batch-tokens and --batch-wait-ms must not be negative")
     if cfg.http_listen and not cfg.http_listen.rpartition(":")[0].strip("[]"):
         ap.error(

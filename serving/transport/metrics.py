@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from zh_rnn_encoder.runtime.encoder import Encoder, EncodeResult
+    from zh_rnn_encoder.runtime.encoder import Encoder
+    from zh_rnn_encoder.runtime.types import EncodeResult
 
 
 class Metrics:

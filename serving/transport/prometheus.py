@@ -25,7 +25,8 @@ from prometheus_client import (
 from zh_rnn_encoder.transport.metrics import Metrics
 
 if TYPE_CHECKING:
-    from zh_rnn_encoder.runtime.encoder import Encoder, EncodeResult
+    from zh_rnn_encoder.runtime.encoder import Encoder
+    from zh_rnn_encoder.runtime.types import EncodeResult
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
 _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)

@@ -21,8 +21,8 @@ from zh_rnn_encoder.proto_convert import (
     truncation_of,
 )
 from zh_rnn_encoder.runtime.document import DocumentEncoding
-from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
 from zh_rnn_encoder.runtime.state import EncoderState
+from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
 
 TOKENIZER_NAME = "jieba"
 

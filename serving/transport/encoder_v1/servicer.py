@@ -6,13 +6,13 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 
 from zh_rnn_encoder.core.errors import DeadlineExceeded, InvalidInput
 from zh_rnn_encoder.proto.encoder.v1 import encoder_pb2 as pb
-from zh_rnn_encoder.runtime.admission import Budget
+from zh_rnn_encoder.runtime.admission import Admission, Budget
 from zh_rnn_encoder.transport.encoder_v1 import convert
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
@@ -45,42 +45,38 @@ class EncoderServicer:
         arrived = time.perf_counter()
         encoder = self.state.require_encoder()
         options, states = convert.options_of(r), convert.states_of(r)
-        async with encoder.encoded(list(r.texts), options, initial_states=states) as result:
+        with await encoder.admit(r.texts, options, initial_states=states) as admitted:  # or shed
+            result = await encoder.encode_admitted(admitted)
             self.metrics.observe(result)
             return convert.encode_response(result, r.request_id, arrived)
 
-    async def _stream_item(self, r: pb.EncodeRequest, stream_budget: Budget) -> tuple:
+    async def _stream_item(
+        self, r: pb.EncodeRequest, stream: Budget
+    ) -> tuple[pb.EncodeResponse, Admission]:
         """One request of a stream: waits for its share of the stream's and the server's budget
-        (so an unread stream stops being read), returns (response, bytes held)."""
+        (so an unread stream stops being read); returns the response and the Admission, held
+        until the response is written."""
         arrived = time.perf_counter()
         check_parsed(r)
         encoder = self.state.require_encoder()
-        options, texts, states = convert.options_of(r), list(r.texts), convert.states_of(r)
-        need = encoder.admission(texts, options)
-        await stream_budget.take(min(need, stream_budget.limit))
+        options, states = convert.options_of(r), convert.states_of(r)
+        admitted = await encoder.admit(
+            r.texts, options, wait=True, initial_states=states, stream=stream
+        )
         try:
-            await encoder.budget.take(need)
-        except BaseException:
-            stream_budget.give(min(need, stream_budget.limit))
-            raise
-        try:
-            result = await encoder.encode_admitted(texts, options, states)
+            result = await encoder.encode_admitted(admitted)
             self.metrics.observe(result)
-            return convert.encode_response(result, r.request_id, arrived), need
+            return convert.encode_response(result, r.request_id, arrived), admitted
         except BaseException:
-            self._give(need, stream_budget)
+            admitted.release()
             raise
-
-    def _give(self, need: int, stream_budget: Budget) -> None:
-        stream_budget.give(min(need, stream_budget.limit))
-        self.state.encoder.budget.give(need)
 
     async def EncodeStream(self, requests: AsyncIterator, context: grpc.aio.ServicerContext):
         """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT, and a quarter of the in-flight
         budget); responses keep their order. A request's budget comes back once its response is
         written, so a client that does not read stops the stream from reading more."""
         try:
-            stream_budget = Budget(self.state.require_encoder().budget.limit // 4)
+            stream = self.state.require_encoder().stream_share()
         except Exception as e:  # not ready: the stream ends before it starts
             code, message = status_of(e)
             self.metrics.record("EncodeStream", code.name)
@@ -105,7 +101,7 @@ class EncoderServicer:
                     except StopAsyncIteration:
                         return False
                     await in_flight.acquire()
-                    window.put_nowait(asyncio.ensure_future(self._stream_item(r, stream_budget)))
+                    window.put_nowait(asyncio.ensure_future(self._stream_item(r, stream)))
             finally:
                 closed.cancel()
                 window.put_nowait(None)  # the consumer never waits on a reader that is gone
@@ -116,7 +112,7 @@ class EncoderServicer:
             while (task := await window.get()) is not None:
                 t0 = time.perf_counter()
                 try:
-                    response, need = await task
+                    response, admitted = await task
                 except Exception as e:  # the stream ends with this request's status
                     code, message = status_of(e)
                     self.metrics.record("EncodeStream", code.name, t0)
@@ -128,7 +124,7 @@ class EncoderServicer:
                     log.debug("EncodeStream: call ended after %d responses (%r)", n, e)
                     return
                 finally:
-                    self._give(need, stream_budget)
+                    admitted.release()
                     in_flight.release()
                 n += 1
             if await reader:  # re-raises a failure of the request stream itself
@@ -142,7 +138,7 @@ class EncoderServicer:
             reader.cancel()
             while not window.empty():
                 if (t := window.get_nowait()) is not None:
-                    _cancel_or_give_back(t, self._give, stream_budget)
+                    _cancel_or_release(t)
 
     @unary
     async def EncodeDocument(self, pieces: AsyncIterator, context: grpc.aio.ServicerContext):
@@ -184,12 +180,12 @@ class EncoderServicer:
         return convert.model_info(self.state.require_encoder().info)
 
 
-def _cancel_or_give_back(task: asyncio.Future, give: Callable, stream_budget: Budget) -> None:
-    """A request the consumer will never send: cancel it, or return what a finished one holds."""
+def _cancel_or_release(task: asyncio.Future[tuple[pb.EncodeResponse, Admission]]) -> None:
+    """A request the consumer will never send: cancel it, or release what a finished one holds."""
     if not task.done():
         task.cancel()
     elif not task.cancelled() and task.exception() is None:
-        give(task.result()[1], stream_budget)
+        task.result()[1].release()
 
 
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:

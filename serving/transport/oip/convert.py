@@ -14,7 +14,7 @@ import numpy as np
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
-from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult, EncoderInfo
+from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo
 from zh_rnn_encoder.transport.options import OPTIONS
 from zh_rnn_encoder.transport.serving_state import Served
 

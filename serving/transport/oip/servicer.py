@@ -53,7 +53,8 @@ class InferenceServicer:
         encoder = self.state.require_encoder()
         outputs = convert.requested_outputs(r)
         options = convert.options_of(r, outputs)
-        async with encoder.encoded(convert.texts_of(r), options) as result:  # or shed
+        with await encoder.admit(convert.texts_of(r), options) as admitted:  # or shed
+            result = await encoder.encode_admitted(admitted)
             self.metrics.observe(result)
             pad_id = encoder.bundle.vocab.pad_id
             return convert.infer_response(result, outputs, self.served, r.id, pad_id)

@@ -1,5 +1,5 @@
 """OpenAI-compatible embeddings over HTTP, framework-neutral: an HTTP adapter (http_server.py)
-asks ``admit`` on a request's headers, reads the body only if admitted, then calls ``handle``.
+asks ``on_headers`` whether to refuse a request before reading its body, then calls ``handle``.
 
 Same serving state, gate, admission, limits, auth and metrics as the gRPC services; errors in
 OpenAI's JSON shape with the HTTP status of each error's kind (convert.py, transport/status.py).
@@ -55,7 +55,7 @@ class OpenAIApi:
         self.metrics.record(method, _LABEL.get(reply.status, "UNKNOWN"), started)
         return reply
 
-    def admit(self, method: str, path: str, authorization: str | None, length: int | None):
+    def on_headers(self, method: str, path: str, authorization: str | None, length: int | None):
         """The reply that refuses this request before its body is read, or None to read it."""
         if path == HEALTH or (method == "GET" and path.startswith(MODELS)):
             return self._auth(path, authorization)
@@ -128,6 +128,7 @@ class OpenAIApi:
     async def _embeddings(self, body: bytes) -> Reply:
         encoder = self.state.require_encoder()
         texts, options, fmt = parse_request(body, self.served, encoder.output_dim)
-        async with encoder.encoded(texts, options) as result:
+        with await encoder.admit(texts, options) as admitted:  # or shed
+            result = await encoder.encode_admitted(admitted)
             self.metrics.observe(result)
             return json_reply(200, response(result, self.served.name, fmt))

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
-from zh_rnn_encoder.runtime.encoder import EncodeOptions, EncodeResult
+from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.options import OPTIONS
 from zh_rnn_encoder.transport.serving_state import Served
 from zh_rnn_encoder.transport.status import STATUS, classify

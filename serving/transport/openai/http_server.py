@@ -107,7 +107,7 @@ class HttpServer:
                 auth = v.decode("latin-1")
             elif k == b"content-length":
                 length = int(v) if v.isdigit() else None
-        reply = api.admit(method, path, auth, length)
+        reply = api.on_headers(method, path, auth, length)
         if reply is None:
             chunks, size, more = [], 0, True
             while more:  # chunked bodies are capped too
