@@ -6,6 +6,18 @@ STAMP  := $(VENV)/.installed
 # The ecosystem's stock clients (tritonclient, kserve, openai) live apart: they pin protobuf < 7.
 CLIENTS := $(VENV)/stock-clients
 CLIENTS_STAMP := $(CLIENTS)/.installed
+# Every venv installs from a lockfile with hashes (requirements/*.txt, docs/releases.md), locked for
+# CPython 3.11 on Linux x86_64 by `make lock` (UPGRADE=1: newest allowed versions). uv installs
+# them; pip bootstraps uv itself into .venv from requirements/uv.txt, hashed too.
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+EXTRAS := export eval dev bench bulk spark http release
+# uv never reads pip.conf: pip's sources (torch's CPU build in a find-links folder) pass through.
+PIP_SOURCES = $$($(BIN)/python tools/pip_sources.py $(1))
+UV_INSTALL = $(UV) pip install -q --no-deps --require-hashes $(call PIP_SOURCES)
+LOCK = $(UV) pip compile -q --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' \
+	$(if $(UPGRADE),--upgrade) $(call PIP_SOURCES,--resolve)
 # Node.js tools and clients install from their own lockfiles (npm ci), without install scripts.
 NPM_CI := npm ci --ignore-scripts --no-audit --no-fund
 NEED_NPM = @command -v npm >/dev/null || { echo "npm is missing: $(@D:/node_modules=) needs Node.js 20+ and npm" >&2; exit 1; }
@@ -27,7 +39,7 @@ TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.1 --seed 0
 RUN := build/train/default
 
-.PHONY: help install model quality serve test lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
+.PHONY: help install lock dist model quality serve test lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -38,18 +50,42 @@ help:
 	@echo "make docs    the docs site, mkdocs build --strict into site/"
 	@echo "make buf     buf lint and buf breaking over protos/ (part of make lint)"
 	@echo "make proto   regenerate serving/proto from protos/"
+	@echo "make lock    recompile requirements/*.txt, the hashed lockfiles every venv installs from"
+	@echo "make dist    the wheel and sdist in dist/, checked by twine"
 	@echo "make bench   benchmark against same-run baselines (bench-quick: under a minute)"
 	@echo "make fuzz-tokenizer  1,000,000 generated strings: fast tokenizer path vs jieba.lcut"
 	@echo "make stress  the reliability probes with their bounds (a few minutes)"
 
 install: $(STAMP)
 
-# torch==2.13.0 (CPU build) comes from the export extra; a bare "torch" would pull CUDA wheels.
-$(STAMP): pyproject.toml
+$(UV): requirements/uv.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[export,eval,dev,bench,bulk,spark,http]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/uv.txt
+	touch $@
+
+# torch==2.13.0+cpu is locked (the export extra); a bare "torch" would pull CUDA wheels. The
+# project itself goes in editable, without dependencies; uv pip check fails on a stale lock.
+$(STAMP): pyproject.toml requirements/dev.txt | $(UV)
+	$(UV_INSTALL) --python $(BIN)/python -r requirements/dev.txt
+	$(UV) pip install -q --no-deps --python $(BIN)/python -e .
+	$(UV) pip check -q --python $(BIN)/python || { echo "stale lock: run make lock" >&2; exit 1; }
 	touch $(STAMP)
+
+# Resolves from the project's files, not from what is installed; keeps the current pins where
+# they still fit (UPGRADE=1 takes the newest). Runtime and docs sets are held to dev's pins.
+lock: $(UV)
+	echo 'uv==$(UV_VERSION)' | $(LOCK) - -o requirements/uv.txt
+	$(LOCK) pyproject.toml $(addprefix --extra ,$(EXTRAS)) -o requirements/dev.txt
+	$(LOCK) pyproject.toml --extra http -c requirements/dev.txt -o requirements/runtime.txt
+	$(LOCK) pyproject.toml --extra docs -c requirements/dev.txt -o requirements/docs.txt
+	$(LOCK) tests/stock_clients.txt -o requirements/stock-clients.txt
+
+# The sdist, then the wheel built from it (so no stale build/ file can slip in); tests/test_dist.py
+# installs such a wheel outside the checkout and serves from it.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build -q --installer uv --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # Rebuilt when the bundle contract (and so possibly its format version) or the graph writer changes.
 $(BUNDLE)/bundle.json: serving/core/contract.py export/onnx_export.py | $(STAMP)
@@ -72,9 +108,9 @@ quality: $(STAMP)
 serve: $(STAMP) $(BUNDLE)/bundle.json
 	exec $(BIN)/encoder-serve --bundle $(BUNDLE) $(ARGS)
 
-$(CLIENTS_STAMP): tests/stock_clients.txt | $(STAMP)
+$(CLIENTS_STAMP): requirements/stock-clients.txt | $(UV)
 	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
-	$(CLIENTS)/bin/python -m pip install -q -r tests/stock_clients.txt
+	$(UV_INSTALL) --python $(CLIENTS)/bin/python -r requirements/stock-clients.txt
 	touch $@
 
 $(TS_STAMP): $(TS_CLIENT)/package-lock.json
@@ -116,8 +152,8 @@ proto: $(STAMP)
 	$(BIN)/python protos/generate.py
 
 # The docs extra (mkdocs-material) apart from the rest: only the docs build needs it.
-$(DOCS_STAMP): pyproject.toml | $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[docs]'
+$(DOCS_STAMP): requirements/docs.txt | $(STAMP)
+	$(UV_INSTALL) --python $(BIN)/python -r requirements/docs.txt
 	touch $@
 
 # Strict: a page left out of nav, a broken link or anchor fails (mkdocs.yml, validation).
@@ -143,5 +179,5 @@ fuzz-tokenizer: $(STAMP)
 	$(BIN)/python -m tests.fuzz_tokenizer --count $(or $(COUNT),1000000) --seed $(or $(SEED),0)
 
 clean:
-	rm -rf $(VENV) bundles build site .pytest_cache .ruff_cache
+	rm -rf $(VENV) bundles build dist site .pytest_cache .ruff_cache
 	rm -rf $(BUF_DIR)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist $(TS_CLIENT)/src/gen
