@@ -15,6 +15,28 @@ HTTP; `encoder-serve` is zh_rnn_encoder.transport.app) ; client ; export.
 from __future__ import annotations
 
 from importlib import import_module, metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ returns, for type checkers: the same names as _API
+    from zh_rnn_encoder.core.boundaries import split_text as split_text
+    from zh_rnn_encoder.core.enums import Cell as Cell
+    from zh_rnn_encoder.core.enums import Device as Device
+    from zh_rnn_encoder.core.enums import Pooling as Pooling
+    from zh_rnn_encoder.core.enums import Truncation as Truncation
+    from zh_rnn_encoder.core.errors import BundleError as BundleError
+    from zh_rnn_encoder.core.errors import EncoderError as EncoderError
+    from zh_rnn_encoder.core.errors import InvalidInput as InvalidInput
+    from zh_rnn_encoder.core.errors import LimitExceeded as LimitExceeded
+    from zh_rnn_encoder.core.errors import NotReady as NotReady
+    from zh_rnn_encoder.core.errors import Overloaded as Overloaded
+    from zh_rnn_encoder.core.errors import ProviderUnavailable as ProviderUnavailable
+    from zh_rnn_encoder.runtime.encoder import Encoder as Encoder
+    from zh_rnn_encoder.runtime.limits import Limits as Limits
+    from zh_rnn_encoder.runtime.state import EncoderState as EncoderState
+    from zh_rnn_encoder.runtime.types import EncodeOptions as EncodeOptions
+    from zh_rnn_encoder.runtime.types import RuntimeConfig as RuntimeConfig
+    from zh_rnn_encoder.runtime.types import TextEncoding as TextEncoding
+    from zh_rnn_encoder.runtime.types import Tokenized as Tokenized
 
 __version__ = metadata.version("zh-rnn-encoder")
 

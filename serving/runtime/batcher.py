@@ -23,7 +23,7 @@ from zh_rnn_encoder.runtime.state import EncoderState
 from zh_rnn_encoder.runtime.types import Reduce
 
 # (ids [B, S], lengths [B], initial state inputs or None) -> every output of the graph by name
-RunFn = Callable[[np.ndarray, np.ndarray, dict | None], dict[str, np.ndarray]]
+RunFn = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray] | None], dict[str, np.ndarray]]
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Batched:
     vectors: list[np.ndarray | None]  # every one set once the request is done
     queue_s: float
     inference_s: float
-    continued: list | None = None
+    continued: list[EncoderState | None] | None = None
 
 
 class _Item(Rows):
@@ -55,8 +55,11 @@ class _Item(Rows):
     ) -> None:
         super().__init__(ids, keep_states, reduce, priors, on_state)
         self.future, self.enqueued = future, time.perf_counter()
-        self.started: float | None = None
+        self.started = 0.0  # perf_counter of its first run; 0: none yet
         self.inference_s = 0.0
+
+
+Run = list[tuple[_Item, int]]  # (request, row index) of one onnxruntime run
 
 
 class Batcher:
@@ -77,7 +80,7 @@ class Batcher:
         self._pending: deque[tuple[_Item, int]] = deque()  # (item, row index)
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._in_cycle = 0
         self._on_run = on_run  # (texts, padded tokens) of each run, for metrics
@@ -126,7 +129,7 @@ class Batcher:
             await self._task
         self._executor.shutdown(wait=True)
 
-    def _take_cycle(self) -> list[list[tuple[_Item, int]]]:
+    def _take_cycle(self) -> list[Run]:
         """Every live queued row, by length, cut into runs of rows x longest <= the budget."""
         rows = [r for r in self._pending if not r[0].future.done()]  # skip cancelled requests
         self._pending.clear()
@@ -138,8 +141,8 @@ class Batcher:
         get their own cycle between its runs, alternating with it, so a small request waits for
         about one run, not for the whole large one, and the large one still progresses."""
         loop = asyncio.get_running_loop()
-        older: deque[list] = deque()  # runs of the cycle in progress
-        newer: deque[list] = deque()  # runs of a cycle taken while it was in progress
+        older: deque[Run] = deque()  # runs of the cycle in progress
+        newer: deque[Run] = deque()  # runs of a cycle taken while it was in progress
         newer_next = False
         while True:
             if not self._pending and not older and not newer:
@@ -167,7 +170,7 @@ class Batcher:
             self._in_cycle -= len(run)  # counted as run from here on
             await self._run_one(loop, run)
 
-    async def _run_one(self, loop: asyncio.AbstractEventLoop, run: list) -> None:
+    async def _run_one(self, loop: asyncio.AbstractEventLoop, run: Run) -> None:
         run = [(item, i) for item, i in run if not item.future.done()]
         if not run:
             return
@@ -185,7 +188,7 @@ class Batcher:
         self._deliver(run, out, started, time.perf_counter() - started)
 
     @staticmethod
-    def _deliver(run: list[tuple[_Item, int]], out: dict, started: float, took: float) -> None:
+    def _deliver(run: Run, out: dict[str, np.ndarray], started: float, took: float) -> None:
         """Each row to its request (Rows.deliver); a request is done with its last row."""
         seen: set[int] = set()
         for j, (item, i) in enumerate(run):

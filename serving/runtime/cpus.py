@@ -20,8 +20,8 @@ def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         if v2.is_file():
             q, period = v2.read_text().split()[:2]
             return None if q == "max" else int(q) / int(period)
-        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return q / period if q > 0 else None
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 else None
     except (OSError, ValueError):
         return None

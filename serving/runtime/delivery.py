@@ -5,11 +5,12 @@ it belongs to (``Rows.deliver``, the one copy-or-view rule), and the request's T
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import cast
 
 import numpy as np
 
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.runtime.padding import pad
 from zh_rnn_encoder.runtime.pooling import pool_row
 from zh_rnn_encoder.runtime.state import EncoderState
@@ -17,7 +18,7 @@ from zh_rnn_encoder.runtime.types import EncodeOptions, Reduce, Segment, TextEnc
 
 # (the row's prior state or None, its states [n, F], the run's outputs, its index in the run)
 # -> what the request gets for that row beside its vector (the state to continue from)
-OnState = Callable[[EncoderState | None, np.ndarray, dict[str, np.ndarray], int], Any]
+OnState = Callable[[EncoderState | None, np.ndarray, dict[str, np.ndarray], int], EncoderState]
 # the rows' prior states (None for a row without) -> the graph's initial state inputs for a run
 Stack = Callable[[list[EncoderState | None]], dict[str, np.ndarray]]
 Inputs = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]
@@ -55,7 +56,7 @@ class Rows:
         self.priors, self.on_state = priors, on_state
         self.states: list[np.ndarray | None] = [None] * n
         self.vectors: list[np.ndarray | None] = [None] * n
-        self.continued: list[Any] | None = [None] * n if on_state else None
+        self.continued: list[EncoderState | None] | None = [None] * n if on_state else None
         self.done = 0  # rows delivered
 
     def deliver(self, i: int, out: dict[str, np.ndarray], j: int) -> None:
@@ -96,19 +97,24 @@ def encodings(
     vectors: list[np.ndarray | None],
     opt: EncodeOptions,
     priors: list[EncoderState | None] | None,
-    continued: list[Any] | None,
+    continued: list[EncoderState | None] | None,
 ) -> list[TextEncoding]:
     """Each text's TextEncoding from its delivered row: ``vectors`` holds the pooled vector when
     opt.reducer() ran at delivery, else the final state, pooled here from the states kept."""
+    delivered = cast("list[np.ndarray]", vectors)  # Rows.deliver set every one
     out = []
-    for k, (s, st, v) in enumerate(zip(segs, states, vectors)):
+    for k, (s, st, v) in enumerate(zip(segs, states, delivered)):
         prior = priors[k] if priors else None
-        vector = pool_row(st, v, prior, opt.pooling, opt.normalize) if opt.token_vectors else v
+        if opt.token_vectors:
+            # the row's states were kept (Rows.keep_states), and opt resolved before its run
+            # (opt.reducer() refuses options that are not)
+            mode, normalize = cast(Pooling, opt.pooling), cast(bool, opt.normalize)
+            v = pool_row(cast(np.ndarray, st), v, prior, mode, normalize)
         out.append(
             TextEncoding(
                 s.tokens,
                 s.ids,
-                vector,
+                v,
                 st if opt.token_vectors else None,
                 len(s.ids) < s.original_count,
                 s.original_count,

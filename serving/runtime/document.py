@@ -142,6 +142,6 @@ class Document:
         self.state, self.vector = state, vector
 
     def result(self) -> DocumentEncoding:
-        if self.vector is None:
+        if self.vector is None or self.state is None:  # set together by advance
             raise InvalidInput("document: no tokens in any piece; nothing to encode")
         return DocumentEncoding(self.vector, self.state, self.tokens, self.chars)

@@ -19,7 +19,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -187,7 +187,8 @@ class Encoder(SyncEncoder):
                 initial=[prior],
                 on_state=self._on_state(opt),
             )
-        return b.continued[0], b.vectors[0]
+        # return_state: the one row's state and vector, both set at delivery (Rows.deliver)
+        return cast("list[EncoderState]", b.continued)[0], cast(np.ndarray, b.vectors[0])
 
     async def _off_loop(self, texts: list[str], fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` inline for short texts; in the tokenizer thread when long, so that one

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def pool(
-    states: np.ndarray | None,
+    states: np.ndarray,
     final: np.ndarray,
     mode: Pooling,
     normalize: bool,
@@ -24,16 +24,16 @@ def pool(
 
     With ``prior``, MEAN and MAX take in its running sum (float64) and maximum: the vector of
     the prior tokens and these together."""
-    continued = prior is not None and prior.tokens > 0
+    continued = prior if prior is not None and prior.tokens > 0 else None
     if mode is Pooling.LAST:
         v = final
     elif mode is Pooling.MEAN and continued:
-        n = prior.tokens + states.shape[0]
-        v = (prior.token_sum + states.sum(axis=0, dtype=np.float64)) / n
+        n = continued.tokens + states.shape[0]
+        v = (continued.token_sum + states.sum(axis=0, dtype=np.float64)) / n
     elif mode is Pooling.MEAN:
         v = states.mean(axis=0, dtype=np.float32)
     elif continued:
-        v = np.maximum(prior.token_max, states.max(axis=0))
+        v = np.maximum(continued.token_max, states.max(axis=0))
     else:
         v = states.max(axis=0)
     if normalize:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -189,7 +189,8 @@ class SyncEncoder:
         self, opt: EncodeOptions, chunk: np.ndarray, prior: EncoderState | None
     ) -> tuple[EncoderState, np.ndarray]:
         rows = self._run_sync(self._rows([chunk], opt, [prior]))
-        return rows.continued[0], rows.vectors[0]
+        # return_state: the one row's state and vector, both set at delivery (Rows.deliver)
+        return cast("list[EncoderState]", rows.continued)[0], cast(np.ndarray, rows.vectors[0])
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
         """Tokens and ids of each text (empty texts allowed), and how many ids are unknown."""

@@ -42,31 +42,46 @@ class RuntimeConfig:
         return self.threads or available_cpus()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EncodeOptions:
-    """Per-request options; strings are accepted for the enums (``pooling="mean"``).
+    """Per-request options, parsed and checked by the constructor (InvalidInput), which also
+    takes strings for the enums (``pooling="mean"``): the fields hold the enums.
 
     ``pooling`` and ``normalize`` None: not named by the request, so the bundle's declared
     defaults apply (``Encoder.resolve``; last and not normalised for a bundle without them)."""
 
-    pooling: Pooling | None = None
-    normalize: bool | None = None
-    truncation: Truncation = Truncation.NONE
-    max_tokens: int = 0  # 0: the encoder's max_tokens_per_text
-    token_vectors: bool = False
-    return_state: bool = False  # each text's EncoderState, to continue it later
+    pooling: Pooling | None
+    normalize: bool | None
+    truncation: Truncation
+    max_tokens: int  # 0: the encoder's max_tokens_per_text
+    token_vectors: bool
+    return_state: bool  # each text's EncoderState, to continue it later
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        pooling: Pooling | str | None = None,
+        normalize: bool | None = None,
+        truncation: Truncation | str = Truncation.NONE,
+        max_tokens: int = 0,
+        token_vectors: bool = False,
+        return_state: bool = False,
+    ) -> None:
         try:
-            if self.pooling is not None:
-                object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "pooling"))
-            object.__setattr__(self, "truncation", Truncation.parse(self.truncation, "truncation"))
+            parsed = None if pooling is None else Pooling.parse(pooling, "pooling")
+            truncate = Truncation.parse(truncation, "truncation")
         except ValueError as e:
             raise InvalidInput(str(e)) from None
-        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
-            raise InvalidInput(f"max_tokens: expected an integer, got {self.max_tokens!r}")
-        if self.max_tokens < 0:
-            raise InvalidInput(f"max_tokens: must not be negative, got {self.max_tokens}")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise InvalidInput(f"max_tokens: expected an integer, got {max_tokens!r}")
+        if max_tokens < 0:
+            raise InvalidInput(f"max_tokens: must not be negative, got {max_tokens}")
+        # frozen: set as the generated __init__ of a frozen dataclass sets them
+        object.__setattr__(self, "pooling", parsed)
+        object.__setattr__(self, "normalize", normalize)
+        object.__setattr__(self, "truncation", truncate)
+        object.__setattr__(self, "max_tokens", max_tokens)
+        object.__setattr__(self, "token_vectors", token_vectors)
+        object.__setattr__(self, "return_state", return_state)
 
     def reducer(self) -> Reduce | None:
         """Pools a row as soon as its run is done, when its per-token states are not returned:

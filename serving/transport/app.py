@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,6 +31,9 @@ from zh_rnn_encoder.transport.oip import servicer as oip
 from zh_rnn_encoder.transport.rpc import server_credentials
 from zh_rnn_encoder.transport.security import load_tokens
 from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, Served, ServingState
+
+if TYPE_CHECKING:  # imported at run time only with --http-listen (uvicorn: the `http` extra)
+    from zh_rnn_encoder.transport.openai.http_server import HttpServer
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -52,7 +56,7 @@ class App:
         self.cfg, self.server, self.port, self.state = cfg, server, port, state
         self.health, self.metrics, self.session_factory = health_servicer, metrics, session_factory
         self.metrics_port = metrics.serve(cfg.metrics_listen) if cfg.metrics_listen else None
-        self.http: object | None = None  # the OpenAI-compatible HTTP listener, with --http-listen
+        self.http: HttpServer | None = None  # the OpenAI-compatible HTTP listener (--http-listen)
         self.http_port: int | None = None
 
     async def start(self) -> None:
@@ -159,7 +163,8 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
             server,
         )
     if cfg.tls_cert:
-        creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
+        key = cast(Path, cfg.tls_key)  # set with tls_cert (config.validate)
+        creds = server_credentials(cfg.tls_cert, key, cfg.tls_client_ca)
         port = server.add_secure_port(cfg.listen, creds)
     else:
         port = server.add_insecure_port(cfg.listen)

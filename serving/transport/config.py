@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from zh_rnn_encoder.core.enums import Device
 from zh_rnn_encoder.runtime.limits import Limits
@@ -159,7 +160,9 @@ def _names(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
-def _typed(name: str, value: object) -> object:
+def _typed(name: str, value: object) -> Any:
+    """``value`` as the type the flag table gives field ``name``: checked here, at run time, so
+    Any to the dataclasses it is passed to by name."""
     if name == "device":
         return Device.parse(value, "--device")
     if name in ("reflection", "reuse_port"):

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
 
 import grpc
 
@@ -17,6 +18,12 @@ from zh_rnn_encoder.transport.serving_state import ServingState
 from zh_rnn_encoder.transport.status import label
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)  # probes carry no credentials
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+# What grpc.aio.ServerInterceptor.intercept_service is given and returns, generic in a method's
+# request and response (a refusal, ``refusing``, answers any method); None: no such method.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Req, Resp]"
+Next: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler[Req, Resp] | None]]"
 
 
 def _method(full: str) -> str:
@@ -29,14 +36,16 @@ class BearerAuth(grpc.aio.ServerInterceptor):
     def __init__(self, keys: list[bytes], metrics: Metrics = NO_METRICS) -> None:
         self._keys, self._metrics = keys, metrics
 
-    def allowed(self, metadata: tuple | None) -> bool:
+    def allowed(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
         value = None
         for k, v in metadata or ():
             if k == "authorization":
                 value = v
         return bearer_ok(self._keys, value)
 
-    async def intercept_service(self, continuation: Callable, details: object) -> object:
+    async def intercept_service(
+        self, continuation: Next[Req, Resp], details: grpc.HandlerCallDetails
+    ) -> Handler[Req, Resp] | None:
         handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_PREFIXES):
             return handler
@@ -65,7 +74,9 @@ class LoadGate(grpc.aio.ServerInterceptor):
     ) -> None:
         self.state, self.guards, self.metrics = state, guards, metrics
 
-    async def intercept_service(self, continuation: Callable, details: object) -> object:
+    async def intercept_service(
+        self, continuation: Next[Req, Resp], details: grpc.HandlerCallDetails
+    ) -> Handler[Req, Resp] | None:
         handler = await continuation(details)
         service, _, method = details.method.lstrip("/").rpartition("/")
         guard = self.guards.get(service)

@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger("encoder")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -42,7 +43,7 @@ def tune() -> bool:
     )
 
 
-async def trim_periodically(busy: callable) -> None:
+async def trim_periodically(busy: Callable[[], bool]) -> None:
     """malloc_trim every TRIM_EVERY_S while ``busy()`` says work happened since the last one."""
     if LIBC is None:
         return

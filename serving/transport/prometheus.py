@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
@@ -69,20 +70,24 @@ class PrometheusMetrics(Metrics):
             buckets=tuple(16 * b for b in _ROWS),
             registry=r,
         )
-        mode = {"multiprocess_mode": "livesum"} if multiprocess else {}
         self.queued = Gauge(
-            "encoder_queued_texts", "Texts accepted and not yet run", registry=r, **mode
+            "encoder_queued_texts",
+            "Texts accepted and not yet run",
+            registry=r,
+            multiprocess_mode="livesum" if multiprocess else "all",  # "all": Gauge's default
         )
-        mode = {"multiprocess_mode": "livemin"} if multiprocess else {}
         self.ready = Gauge(
-            "encoder_ready", "1 while the server reports SERVING", registry=r, **mode
+            "encoder_ready",
+            "1 while the server reports SERVING",
+            registry=r,
+            multiprocess_mode="livemin" if multiprocess else "all",
         )
 
         # labelled children resolved once: labels() costs more than the observation itself
         self._stages = {k: self.stage.labels(k) for k in ("tokenize", "queue", "inference")}
-        self._children: dict[tuple[str, str], tuple] = {}
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._http: ThreadingHTTPServer | None = None
-        self._watch: asyncio.Future | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     def record(self, method: str, code: str, started: float | None = None) -> None:
         key = (method, code)
@@ -139,7 +144,7 @@ class PrometheusMetrics(Metrics):
             self._http = None
 
 
-async def _every(seconds: float, setter: object, encoder: Encoder) -> None:
+async def _every(seconds: float, setter: Callable[[float], None], encoder: Encoder) -> None:
     while True:
         setter(encoder.queued_texts)
         await asyncio.sleep(seconds)

@@ -6,18 +6,32 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from zh_rnn_encoder.core.errors import EncoderError, ErrorKind, InvalidInput
+from zh_rnn_encoder.transport.metrics import Metrics
 from zh_rnn_encoder.transport.security import read_tls
 from zh_rnn_encoder.transport.status import STATUS, classify
 
 # Sheds a request by its size in bytes before it is parsed: the error to answer, or None.
 Shed = Callable[[int], EncoderError | None]
+M = TypeVar("M", bound=Message)
+S = TypeVar("S", bound="Recorded")
+Q = TypeVar("Q")
+R = TypeVar("R")
+# A handler's context (its type arguments would be the method's messages)
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+class Recorded(Protocol):
+    """A servicer whose handlers ``unary`` wraps: it records them in its ``metrics``."""
+
+    metrics: Metrics
 
 
 def code_of(kind: ErrorKind) -> grpc.StatusCode:
@@ -37,12 +51,12 @@ class Unparsed:
         self.error = error
 
 
-def lenient(message_class: type, shed: Shed | None = None) -> Callable[[bytes], object]:
+def lenient(message_class: type[M], shed: Shed | None = None) -> Callable[[bytes], M | Unparsed]:
     """A deserializer that lets the handler answer INVALID_ARGUMENT instead of gRPC's INTERNAL
     for bytes that do not parse, and, with ``shed``, refuses by size before parsing at all."""
     name = message_class.DESCRIPTOR.full_name
 
-    def parse(data: bytes) -> object:
+    def parse(data: bytes) -> M | Unparsed:
         if shed and (refused := shed(len(data))):
             return Unparsed(refused)
         try:
@@ -53,12 +67,14 @@ def lenient(message_class: type, shed: Shed | None = None) -> Callable[[bytes], 
     return parse
 
 
-def check_parsed(request: object) -> None:
+def check_parsed(request: Q | Unparsed) -> Q:
+    """The request, or the error it stands for when it was not parsed."""
     if isinstance(request, Unparsed):
         raise request.error
+    return request
 
 
-def refusing(kind: ErrorKind, message: str) -> grpc.RpcMethodHandler:
+def refusing(kind: ErrorKind, message: str) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that answers ``kind``'s code without reading the request, for interceptors that
     refuse a call on its headers. It is request-streaming whatever the method, so the request's
     message is never received (a unary handler would receive it whole first, and a storm of
@@ -66,13 +82,15 @@ def refusing(kind: ErrorKind, message: str) -> grpc.RpcMethodHandler:
     of one message, and every client sees just the status."""
     code = code_of(kind)
 
-    async def refuse(requests: object, context: grpc.aio.ServicerContext) -> None:
+    async def refuse(requests: object, context: Context) -> None:
         await context.abort(code, message)
 
     return grpc.stream_stream_rpc_method_handler(refuse)
 
 
-def unary(handler: Callable) -> Callable:
+def unary(
+    handler: Callable[[S, Q, Context], Awaitable[R]],
+) -> Callable[[S, Q, Context], Awaitable[R]]:
     """Maps every error to its status and records the request by method and status; for
     unary and client-streaming handlers (a stream of requests is never an Unparsed).
 
@@ -81,7 +99,7 @@ def unary(handler: Callable) -> Callable:
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapped(self: object, request: object, context: grpc.aio.ServicerContext) -> object:
+    async def wrapped(self: S, request: Q, context: Context) -> R:
         t0, code = time.perf_counter(), grpc.StatusCode.OK
         try:
             check_parsed(request)

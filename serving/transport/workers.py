@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from zh_rnn_encoder.transport.app import write_port_file
 from zh_rnn_encoder.transport.config import ServerConfig
@@ -106,9 +107,8 @@ class Supervisor:
         keepers = [asyncio.ensure_future(self._keep(i, address)) for i in range(self.n)]
         asyncio.ensure_future(self._announce(port, http_port))
         done = asyncio.ensure_future(asyncio.gather(*keepers))
-        await asyncio.wait(
-            {done, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED"
-        )
+        either: set[asyncio.Future[Any]] = {done, asyncio.ensure_future(stop.wait())}
+        await asyncio.wait(either, return_when="FIRST_COMPLETED")
         if not self.stopping:
             log.info("signal received: draining %d workers", self.n)
             self._stop_all()

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -16,7 +17,7 @@ from zh_rnn_encoder.runtime.admission import Admission, Budget
 from zh_rnn_encoder.transport.encoder_v1 import convert
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
-from zh_rnn_encoder.transport.rpc import check_parsed, lenient, status_of, unary
+from zh_rnn_encoder.transport.rpc import Context, Unparsed, check_parsed, lenient, status_of, unary
 from zh_rnn_encoder.transport.serving_state import ServingState
 
 log = logging.getLogger("encoder")
@@ -41,7 +42,7 @@ class EncoderServicer:
         )
 
     @unary
-    async def Encode(self, r: pb.EncodeRequest, context: grpc.aio.ServicerContext):
+    async def Encode(self, r: pb.EncodeRequest, context: Context) -> pb.EncodeResponse:
         arrived = time.perf_counter()
         encoder = self.state.require_encoder()
         options, states = convert.options_of(r), convert.states_of(r)
@@ -51,13 +52,13 @@ class EncoderServicer:
             return convert.encode_response(result, r.request_id, arrived)
 
     async def _stream_item(
-        self, r: pb.EncodeRequest, stream: Budget
+        self, request: pb.EncodeRequest | Unparsed, stream: Budget
     ) -> tuple[pb.EncodeResponse, Admission]:
         """One request of a stream: waits for its share of the stream's and the server's budget
         (so an unread stream stops being read); returns the response and the Admission, held
         until the response is written."""
         arrived = time.perf_counter()
-        check_parsed(r)
+        r = check_parsed(request)
         encoder = self.state.require_encoder()
         options, states = convert.options_of(r), convert.states_of(r)
         admitted = await encoder.admit(
@@ -71,7 +72,9 @@ class EncoderServicer:
             admitted.release()
             raise
 
-    async def EncodeStream(self, requests: AsyncIterator, context: grpc.aio.ServicerContext):
+    async def EncodeStream(
+        self, requests: AsyncIterator[pb.EncodeRequest | Unparsed], context: Context
+    ) -> None:
         """Requests run concurrently (at most MAX_STREAM_IN_FLIGHT, and a quarter of the in-flight
         budget); responses keep their order. A request's budget comes back once its response is
         written, so a client that does not read stops the stream from reading more."""
@@ -81,7 +84,9 @@ class EncoderServicer:
             code, message = status_of(e)
             self.metrics.record("EncodeStream", code.name)
             await context.abort(code, message)
-        window: asyncio.Queue = asyncio.Queue()
+        window: asyncio.Queue[asyncio.Future[tuple[pb.EncodeResponse, Admission]] | None] = (
+            asyncio.Queue()
+        )
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
         async def read() -> bool:
@@ -141,22 +146,22 @@ class EncoderServicer:
                     _cancel_or_release(t)
 
     @unary
-    async def EncodeDocument(self, pieces: AsyncIterator, context: grpc.aio.ServicerContext):
+    async def EncodeDocument(
+        self, pieces: AsyncIterator[pb.DocumentPiece | Unparsed], context: Context
+    ) -> pb.DocumentEncoding:
         """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
         as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
         encoder = self.state.require_encoder()
         it = pieces.__aiter__()
         try:
-            first = await it.__anext__()
+            first = check_parsed(await it.__anext__())
         except StopAsyncIteration:
             raise InvalidInput("document: no pieces; send at least one") from None
-        check_parsed(first)
 
-        async def texts():
+        async def texts() -> AsyncIterator[str]:
             yield first.text
             async for piece in it:
-                check_parsed(piece)
-                yield piece.text
+                yield check_parsed(piece).text
 
         options = convert.document_options_of(first)
         initial = convert.state_of(first.initial_state, "initial_state")
@@ -171,12 +176,12 @@ class EncoderServicer:
         return convert.document_response(doc, first.request_id)
 
     @unary
-    async def Tokenize(self, r: pb.TokenizeRequest, context: grpc.aio.ServicerContext):
+    async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
         async with self.state.require_encoder().tokenized(list(r.texts)) as out:
             return convert.tokenize_response(out)
 
     @unary
-    async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext):
+    async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
         return convert.model_info(self.state.require_encoder().info)
 
 
@@ -193,7 +198,7 @@ def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
     and Tokenize also shed by size before parsing."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
     shed = functools.partial(shed_by_size, servicer.state)
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Encode": grpc.unary_unary_rpc_method_handler(
             servicer.Encode, lenient(pb.EncodeRequest, shed), ser
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def texts_of(r: pb.ModelInferRequest) -> list[str]:
 
 def _split_raw(raw: bytes, expected: int) -> list[bytes]:
     """BYTES elements in raw form: each a little-endian uint32 length, then its bytes."""
-    items, at, n = [], 0, len(raw)
+    items: list[bytes] = []
+    at, n = 0, len(raw)
     while at < n:
         if at + 4 > n or len(items) >= expected:
             break
@@ -106,7 +108,7 @@ def requested_outputs(r: pb.ModelInferRequest) -> list[str]:
 
 def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
     """Parameters absent: the model's defaults (pooling and normalize as its bundle declares)."""
-    kw: dict = {"token_vectors": TOKEN_VECTORS in outputs}
+    kw: dict[str, Any] = {"token_vectors": TOKEN_VECTORS in outputs}  # EncodeOptions parses
     for name, p in r.parameters.items():
         if name in IGNORED_PARAMETERS:
             continue

@@ -12,7 +12,7 @@ from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.oip import convert
-from zh_rnn_encoder.transport.rpc import lenient, unary
+from zh_rnn_encoder.transport.rpc import Context, lenient, unary
 from zh_rnn_encoder.transport.serving_state import Served, ServingState
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -26,29 +26,35 @@ class InferenceServicer:
         self.state, self.served, self.metrics = state, served, metrics
 
     @unary
-    async def ServerLive(self, r: pb.ServerLiveRequest, context: grpc.aio.ServicerContext):
+    async def ServerLive(self, r: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @unary
-    async def ServerReady(self, r: pb.ServerReadyRequest, context: grpc.aio.ServicerContext):
+    async def ServerReady(
+        self, r: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.state.is_serving)
 
     @unary
-    async def ModelReady(self, r: pb.ModelReadyRequest, context: grpc.aio.ServicerContext):
+    async def ModelReady(self, r: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
         self.served.check(r.name, r.version)
         return pb.ModelReadyResponse(ready=self.state.is_serving)
 
     @unary
-    async def ServerMetadata(self, r: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext):
+    async def ServerMetadata(
+        self, r: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=[])
 
     @unary
-    async def ModelMetadata(self, r: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext):
+    async def ModelMetadata(
+        self, r: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
         self.served.check(r.name, r.version)
         return convert.model_metadata(self.state.require_encoder().info, self.served)
 
     @unary
-    async def ModelInfer(self, r: pb.ModelInferRequest, context: grpc.aio.ServicerContext):
+    async def ModelInfer(self, r: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         self.served.check(r.model_name, r.model_version)
         encoder = self.state.require_encoder()
         outputs = convert.requested_outputs(r)

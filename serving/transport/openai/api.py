@@ -55,7 +55,9 @@ class OpenAIApi:
         self.metrics.record(method, _LABEL.get(reply.status, "UNKNOWN"), started)
         return reply
 
-    def on_headers(self, method: str, path: str, authorization: str | None, length: int | None):
+    def on_headers(
+        self, method: str, path: str, authorization: str | None, length: int | None
+    ) -> Reply | None:
         """The reply that refuses this request before its body is read, or None to read it."""
         if path == HEALTH or (method == "GET" and path.startswith(MODELS)):
             return self._auth(path, authorization)
@@ -104,10 +106,15 @@ class OpenAIApi:
             reply = error_reply(e)
         return self._record("Embeddings", reply, t0)
 
-    def _model_object(self) -> dict:
+    def _model_object(self) -> dict[str, object]:
         """OpenAI's model object, and ours beside it once the bundle is loaded: the request
         defaults and the model card (null for an untrained model)."""
-        obj = {"id": self.served.name, "object": "model", "created": 0, "owned_by": OWNER}
+        obj: dict[str, object] = {
+            "id": self.served.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": OWNER,
+        }
         if self.state.encoder is None:
             return obj
         info = self.state.encoder.info

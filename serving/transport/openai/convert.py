@@ -99,7 +99,7 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
     return texts, EncodeOptions(**kw), fmt
 
 
-def response(res: EncodeResult, model: str, fmt: str) -> dict:
+def response(res: EncodeResult, model: str, fmt: str) -> dict[str, object]:
     def vector(v: np.ndarray) -> np.ndarray | str:
         if fmt == "base64":  # little-endian float32, as OpenAI's clients decode it
             return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()

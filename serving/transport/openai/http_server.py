@@ -12,12 +12,28 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 import uvicorn
 
 from zh_rnn_encoder.transport.openai.api import OpenAIApi
 from zh_rnn_encoder.transport.openai.convert import Reply
+
+# ASGI's scope, receive and send (asgiref's typing, loosely)
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _Tls(TypedDict, total=False):
+    """uvicorn.Config's TLS arguments."""
+
+    ssl_certfile: str
+    ssl_keyfile: str
+    ssl_ca_certs: str
+    ssl_cert_reqs: int
 
 
 def bind(listen: str, reuse_port: bool) -> socket.socket:
@@ -37,9 +53,10 @@ def bind(listen: str, reuse_port: bool) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    def capture_signals(self) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
         """The encoder's SIGTERM drain stays in charge: uvicorn installs no signal handlers."""
-        return contextlib.nullcontext()
+        yield
 
 
 class HttpServer:
@@ -53,7 +70,7 @@ class HttpServer:
         tls_client_ca: Path | None = None,
     ) -> None:
         self.api = api
-        self._tls = {}
+        self._tls: _Tls = {}
         if tls_cert:
             self._tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
             if tls_client_ca:
@@ -62,7 +79,7 @@ class HttpServer:
                     "ssl_cert_reqs": ssl.CERT_REQUIRED,
                 }
         self._server: _Server | None = None
-        self._task: asyncio.Future | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self, listen: str, reuse_port: bool = False) -> int:
         """Listens on ``listen``; returns the bound port."""
@@ -89,14 +106,15 @@ class HttpServer:
 
     async def stop(self, grace: float) -> None:
         """No new connections; requests in progress get ``grace`` seconds to finish."""
-        if self._server is None:
+        if self._server is None or self._task is None:
             return
-        self._server.config.timeout_graceful_shutdown = grace
+        # uvicorn annotates it int; it is a timeout (asyncio.wait_for), and a float one works
+        self._server.config.timeout_graceful_shutdown = grace  # type: ignore[assignment]
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def asgi(self, scope: dict, receive, send) -> None:
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         api = self.api
@@ -109,7 +127,8 @@ class HttpServer:
                 length = int(v) if v.isdigit() else None
         reply = api.on_headers(method, path, auth, length)
         if reply is None:
-            chunks, size, more = [], 0, True
+            chunks: list[bytes] = []
+            size, more = 0, True
             while more:  # chunked bodies are capped too
                 msg = await receive()
                 chunk = msg.get("body", b"")
@@ -124,7 +143,7 @@ class HttpServer:
         await _send(send, reply)
 
 
-async def _send(send, reply: Reply) -> None:
+async def _send(send: Send, reply: Reply) -> None:
     headers = [(b"content-length", str(len(reply.body)).encode())]  # not chunked
     headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
