@@ -35,8 +35,9 @@ DOCS_STAMP := $(VENV)/.docs-installed
 BUNDLE ?= bundles/default
 
 # The default model's recipe (docs/model-card.md says why each choice): encoder-train's flags.
-TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 5 --patience 5 \
-	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.1 --seed 0
+TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 8 --patience 5 \
+	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.2 \
+	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0
 RUN := build/train/default
 
 .PHONY: help install lock dist model quality serve test lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean

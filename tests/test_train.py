@@ -193,7 +193,9 @@ def test_composed_word_vectors_are_a_word_and_its_characters() -> None:
     from zh_rnn_encoder.export.training.compose import Composed, char_dropout
 
     vocab = Vocab(["<pad>", "<unk>", "喜欢", "满意", "。"])
-    emb = Composed(nn.Embedding(len(vocab), 4), vocab)
+    emb = Composed(nn.Embedding(len(vocab), 4), vocab, seed=0)
+    again = Composed(emb.word, vocab, seed=0)
+    assert torch.equal(emb.chars.weight, again.chars.weight)
     W, C, ix = emb.word.weight, emb.chars.weight, emb.char_index
     table = emb.table().detach()
     assert table.shape == (10, 4)
@@ -223,6 +225,9 @@ def test_composed_run_learns_and_exports_dictionary_words(
     compose = ["--compose", "--char-dropout", "0.2", "--dictionary-words", "100"]
     train(*args, "--cell", "rnn", "--epochs", "4", *compose)
     assert max(r["valid_accuracy"] for r in metrics(out)) >= 0.95
+    again = [tmp_path / "again" if x == out else x for x in args]
+    train(*again, "--cell", "rnn", "--epochs", "1", *compose)
+    assert metrics(tmp_path / "again")[0] == metrics(out)[0]  # deterministic for a seed
     trained = json.loads((out / "vocab.json").read_text("utf-8"))["tokens"]
     ckpt = ckpt_io.load(out / "checkpoint.pt")
     extra = ckpt.vocab.tokens[len(trained) :]

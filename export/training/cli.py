@@ -165,7 +165,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     _start(a, p)
     encoder = base.model if base else init_model(model_config(a, len(p.vocab)), a.seed)
     if a.compose:
-        encoder.embedding = Composed(encoder.embedding, p.vocab)
+        encoder.embedding = Composed(encoder.embedding, p.vocab, a.seed)
     torch.manual_seed(a.seed)
     bar = _progress_bar(p.survey.texts, a.progress)
     if a.pretrain_epochs:

@@ -35,14 +35,17 @@ def _chars_of(token: str, special: set[str]) -> str:
 class Composed(nn.Module):
     """An embedding of ``2 * len(vocab)`` rows: word + characters, then characters alone."""
 
-    def __init__(self, word: nn.Embedding, vocab: Vocab) -> None:
+    def __init__(self, word: nn.Embedding, vocab: Vocab, seed: int) -> None:
         super().__init__()
         special = {vocab.pad, vocab.unk}
         chars = sorted({c for t in vocab.tokens for c in _chars_of(t, special)})
         self.char_index = {c: i for i, c in enumerate(chars)}
         self.word = word
         self.chars = nn.Embedding(len(chars), word.embedding_dim)
-        nn.init.normal_(self.chars.weight, std=float(word.weight.detach().std()))
+        std = float(word.weight.detach().std())
+        with torch.no_grad():  # its own generator: the same vectors for the same seed
+            gen = torch.Generator().manual_seed(seed)
+            self.chars.weight.copy_(torch.randn(self.chars.weight.shape, generator=gen) * std)
         sums, counts = self._sums([_chars_of(t, special) for t in vocab.tokens])
         self.register_buffer("sums", sums, persistent=False)  # [V, C] sparse, 1 a character
         self.register_buffer("counts", counts, persistent=False)  # [V] characters a word
