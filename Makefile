@@ -40,11 +40,12 @@ TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 
 	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0
 RUN := build/train/default
 
-.PHONY: help install lock dist model quality serve test lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
+.PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
-	@echo "make test    run the whole test suite (CPU only)"
+	@echo "make test    run the whole test suite (CPU only): unit and integration tests"
+	@echo "make test-fast  the unit tests alone (tests/unit: no server, no subprocess), about 30 s"
 	@echo "make model   (re)train, export, verify and evaluate the default bundle in $(BUNDLE)"
 	@echo "make quality the quality table (docs/quality.md): every cell trained, against the baselines"
 	@echo "make lint    ruff check + format check, mypy, hadolint, kubernetes-validate, the docs build"
@@ -81,8 +82,8 @@ lock: $(UV)
 	$(LOCK) pyproject.toml --extra docs -c requirements/dev.txt -o requirements/docs.txt
 	$(LOCK) tests/stock_clients.txt -o requirements/stock-clients.txt
 
-# The sdist, then the wheel built from it (so no stale build/ file can slip in); tests/test_dist.py
-# installs such a wheel outside the checkout and serves from it.
+# The sdist, then the wheel built from it (so no stale build/ file can slip in);
+# tests/integration/test_dist.py installs such a wheel outside the checkout and serves from it.
 dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build -q --installer uv --outdir dist .
@@ -126,6 +127,10 @@ $(TS_BUILT): $(TS_STAMP) $(wildcard $(TS_CLIENT)/src/*.ts $(TS_CLIENT)/*.json) \
 
 test: $(STAMP) $(CLIENTS_STAMP) $(TS_BUILT)
 	$(BIN)/python -m pytest -q
+
+# No server, subprocess, socket or training run: needs neither the stock clients nor node.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -173,11 +178,11 @@ bench-bulk: $(STAMP)
 
 # The reliability suite: storm, big requests, unread streams, stall, SIGTERM, logs, wire fuzz.
 stress: $(STAMP) $(BUNDLE)/bundle.json
-	$(BIN)/python -m tests.stress --bundle $(BUNDLE)
+	$(BIN)/python -m tools.stress --bundle $(BUNDLE)
 
 # COUNT=... SEED=... to change the run; the bounded hypothesis version is part of `make test`.
 fuzz-tokenizer: $(STAMP)
-	$(BIN)/python -m tests.fuzz_tokenizer --count $(or $(COUNT),1000000) --seed $(or $(SEED),0)
+	$(BIN)/python -m tools.fuzz_tokenizer --count $(or $(COUNT),1000000) --seed $(or $(SEED),0)
 
 clean:
 	rm -rf $(VENV) bundles build dist site .pytest_cache .ruff_cache

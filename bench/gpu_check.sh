@@ -22,7 +22,7 @@ gpu_env || exit 1
 python3 -c 'import onnxruntime as o; print(o.__version__, o.__file__, o.get_available_providers())'
 
 step "pytest -m cuda"
-timeout 300 python3 -m pytest -m cuda tests/test_cuda.py -v -s -p no:cacheprovider
+timeout 300 python3 -m pytest -m cuda tests/integration/test_cuda.py -v -s -p no:cacheprovider
 echo "pytest rc=$?"
 
 if [ -z "${SKIP_WORKERS:-}" ]; then  # SKIP_WORKERS=1: the GPU checks alone

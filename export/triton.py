@@ -1,7 +1,7 @@
 """A bundle as a Triton Inference Server model repository entry for the onnxruntime backend.
 
 ``REPO/<name>/config.pbtxt`` is written as text (no protobuf at export time);
-``tests/test_triton_export.py`` parses it with Triton's own ``model_config.proto``.
+``tests/integration/test_triton_export.py`` parses it with Triton's own ``model_config.proto``.
 """
 
 from __future__ import annotations

@@ -6,39 +6,6 @@ from pathlib import Path
 
 import pytest
 
-TUTORIAL = "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"
-TUTORIAL_TOKENS = [
-    "北京",
-    "冬奥",
-    "的",
-    "进度条",
-    "已经",
-    "过半",
-    "，",
-    "不少",
-    "外国",
-    "运动员",
-    "在",
-    "完成",
-    "自己",
-    "的",
-    "比赛",
-    "后",
-    "踏上",
-    "归途",
-    "。",
-]
-SMALL = {"embedding_dim": 16, "hidden_size": 24}
-# A mixed sample: the tutorial, one token, Latin and digits, unknown words, traditional.
-TEXTS = [
-    TUTORIAL,
-    "你好",
-    "今天天气很好，我们去公园散步吧。",
-    "iPhone 15的价格是5999元",
-    "魑魅魍魉在犄角旮旯里嘀嘀咕咕",
-    "臺灣的夜市很熱鬧",
-]
-
 
 @pytest.fixture(scope="session")
 def jieba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

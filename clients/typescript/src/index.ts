@@ -31,7 +31,8 @@ const LOAD: protoLoader.Options = {
   includeDirs: [PROTOS, OWN_PROTOS],
 };
 // The Python client's retry and load-balancing policy (zh_rnn_encoder.client.SERVICE_CONFIG), kept
-// beside the proto it configures; tests/test_ts_client.py checks that the two are the same.
+// beside the proto it configures; tests/integration/test_ts_client.py checks that the two are the
+// same.
 export const SERVICE_CONFIG = readFileSync(
   `${PROTOS}encoder/v1/encoder_grpc_service_config.json`,
   "utf8",

@@ -1,0 +1,102 @@
+"""encoder-bulk on a local Ray: every input format, bad rows, the gRPC server's vectors, and
+exactly-once output after the job is killed mid-run and run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.support import ROOT
+from tests.support.harness import InProcessServer, bulk, finish
+from tests.support.samples import SMALL
+from zh_rnn_encoder.client import EncoderClient
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_factory) -> Path:
+    return bundle_factory(cell="gru", **SMALL)[0]
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    text = (ROOT / "bench" / "texts_zh.txt").read_text(encoding="utf-8")
+    return [x for x in text.splitlines() if x.strip()]
+
+
+def output(out: Path) -> tuple[list, np.ndarray, list[dict]]:
+    t = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
+    vectors = np.stack(t.column("vector").to_numpy(zero_copy_only=False))
+    errors = [json.loads(x) for p in out.glob("errors-*.jsonl") for x in p.read_text().splitlines()]
+    return t.column("id").to_pylist(), vectors, errors
+
+
+def test_jsonl_with_bad_rows_equals_the_server(bundle, lines, tmp_path, jieba_cache) -> None:
+    rows = [{"doc": f"d{i}", "body": lines[i % len(lines)]} for i in range(600)]
+    rows[3]["body"], rows[4]["body"], rows[5]["body"] = "", 42, "好" * 20_001
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = tmp_path / "out"
+    extra = ["--id-field", "doc", "--text-field", "body", "--pooling", "mean", "--actors", "2"]
+    s = finish(bulk(bundle, inp, out, *extra, "--batch-size", "100"))
+    assert (s["rows"], s["errors"]) == (597, 3)
+    ids, vectors, errors = output(out)
+    assert sorted(ids + [e["id"] for e in errors]) == sorted(r["doc"] for r in rows)
+    reasons = {e["id"]: e["error"] for e in errors}
+    assert "empty" in reasons["d3"] and "not a string" in reasons["d4"]
+    assert "max_chars_per_text" in reasons["d5"]
+    srv = InProcessServer(bundle, jieba_cache).load()
+    try:
+        with EncoderClient(srv.target) as c:
+            pick = [0, 1, 2, 100, 599]
+            want = c.encode([rows[i]["body"] for i in pick], pooling="mean")
+        got = dict(zip(ids, vectors))
+        for i, w in zip(pick, want):
+            assert np.abs(got[f"d{i}"] - w.vector).max() <= 1e-6
+    finally:
+        srv.stop()
+
+
+def test_parquet_and_text_inputs(bundle, lines, tmp_path) -> None:
+    pq.write_table(pa.table({"id": list(range(300)), "text": lines[:300]}), tmp_path / "in.parquet")
+    s = finish(bulk(bundle, tmp_path / "in.parquet", tmp_path / "p", "--keep-tokens"))
+    ids, vectors, _ = output(tmp_path / "p")
+    assert s["rows"] == 300 and sorted(ids) == list(range(300)) and vectors.shape == (300, 24)
+    t = pq.read_table(next((tmp_path / "p").glob("part-*.parquet")))
+    assert {"tokens", "token_ids", "token_count"} <= set(t.column_names)
+    (tmp_path / "in.txt").write_text("\n".join(lines[:50]) + "\n", encoding="utf-8")
+    s = finish(bulk(bundle, tmp_path / "in.txt", tmp_path / "t"))
+    assert s["rows"] == 50 and sorted(output(tmp_path / "t")[0]) == list(range(1, 51))
+
+
+def test_exactly_once_after_a_kill(bundle, lines, tmp_path) -> None:
+    n = 3000
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": i, "text": lines[i % len(lines)]}) + "\n"
+                           for i in range(n)))  # fmt: skip
+    out = tmp_path / "out"
+    p = bulk(bundle, inp, out, "--batch-size", "50", start_new_session=True)
+    t0 = time.monotonic()
+    while len(list(out.glob("part-*.parquet"))) < 3:
+        assert p.poll() is None and time.monotonic() - t0 < 120, "no output before the kill"
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    p.wait(30)
+    subprocess.run([BIN / "ray", "stop", "--force"], capture_output=True, timeout=60)
+    first = len(output(out)[0])
+    assert 0 < first < n
+    s = finish(bulk(bundle, inp, out, "--batch-size", "50"))
+    ids = output(out)[0]
+    assert sorted(ids) == list(range(n)), "every row exactly once"
+    assert s["skipped_already_written"] == first and s["rows"] == n - first
