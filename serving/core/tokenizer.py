@@ -3,8 +3,9 @@
 jieba.lcut is the reference. Where the bundle's settings allow (HMM on, no user dictionary) a
 fast path gives identical output: rjieba (jieba-rs, the same dictionary and HMM) cuts the text,
 and the one place where it differs, ASCII runs holding '-', '.' or '_' that jieba splits, is
-re-cut exactly as jieba's finalseg does. tests/unit/test_tokenizer_equivalence.py checks that the two
-agree on a large mixed corpus. The settings (TokenizerConfig) are part of the bundle's manifest.
+re-cut exactly as jieba's finalseg does. tests/unit/test_tokenizer_equivalence.py checks that
+the two agree on a large mixed corpus. The settings (TokenizerConfig) are part of the bundle's
+manifest.
 """
 
 from __future__ import annotations
