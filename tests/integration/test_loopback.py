@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.harness import ServerProcess, bulk, finish, wait_health
+from tests.support.harness import ServerProcess, bulk, finish, free_port, wait_health
 from tests.support.samples import SMALL, TUTORIAL
 from zh_rnn_encoder.client import EncoderClient
 
@@ -188,9 +188,7 @@ def test_encoder_serve_with_its_defaults_stays_on_loopback(bundle, jieba_cache) 
 
 
 def test_encoder_serve_workers_http_and_metrics_stay_on_loopback(bundle, jieba_cache, tmp_path):
-    with socket.socket() as s:  # a free port for the metrics endpoint
-        s.bind(("127.0.0.1", 0))
-        mport = s.getsockname()[1]
+    mport = free_port()
     http_port_file = tmp_path / "http-port"
     proc = ServerProcess(
         "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--workers", "2",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import ServerProcess, wait_health
+from tests.support.harness import ServerProcess, free_port, wait_health
 from tests.support.samples import SMALL, TUTORIAL
 from tools import stress
 from zh_rnn_encoder.client import EncoderClient
@@ -80,12 +80,9 @@ def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:
 
 
 def test_one_metrics_endpoint_sums_the_workers(bundle, jieba_cache, tmp_path) -> None:
-    import socket
     import urllib.request
 
-    with socket.socket() as s:  # a free port for the parent's endpoint
-        s.bind(("127.0.0.1", 0))
-        mport = s.getsockname()[1]
+    mport = free_port()
     http_port_file = tmp_path / "http-port"
     proc = ServerProcess(
         "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--workers", "2",

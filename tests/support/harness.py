@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,13 @@ class InProcessServer:
         self.call(self.app.drain(grace=1.0, admit_s=0.01))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def free_port() -> int:
+    """A loopback port free now, for a flag that needs a number (e.g. --metrics-listen)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def health(target: str, service: str = "", timeout: float = 5) -> str:
