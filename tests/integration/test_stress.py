@@ -1,4 +1,4 @@
-"""A short run of the reliability probes (tools/stress.py) inside `make test`: what they prove
+"""A short run of the reliability probes (tools/stress/) inside `make test`: what they prove
 about correctness. Their bounds on time and memory are `make stress`'s, on an idle machine."""
 
 from __future__ import annotations

@@ -1,0 +1,37 @@
+"""`make stress`: the reliability suite. Each probe starts a real server process, does to it what
+an unkind client or an operator does, measures, and checks the bound it promises.
+
+`python -m tools.stress [--quick] [--only NAME ...]` prints one JSON line per probe and a
+markdown table, writes bench/results/stress.json, and exits 1 if a bound is broken. The quick
+scale is what `make test` runs (tests/integration/test_stress.py); every probe targets only
+127.0.0.1 and is bounded in requests and time. A later transport adds its own calls to the same
+probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tools.stress.common import FULL, QUICK, Result, Scale
+from tools.stress.faults import probe_sigterm, probe_stall
+from tools.stress.hygiene import probe_log_hygiene, probe_wire_fuzz
+from tools.stress.load import (
+    probe_big_requests,
+    probe_http_storm,
+    probe_storm,
+    probe_unread_streams,
+)
+
+__all__ = ["FULL", "MEMORY_PROBES", "PROBES", "QUICK", "Result", "Scale"]
+
+PROBES: dict[str, Callable] = {
+    "storm": probe_storm,
+    "http storm": probe_http_storm,
+    "big requests": probe_big_requests,
+    "unread streams": probe_unread_streams,
+    "stall": probe_stall,
+    "sigterm": probe_sigterm,
+    "log hygiene": probe_log_hygiene,
+    "wire fuzz": probe_wire_fuzz,
+}
+MEMORY_PROBES = {"storm", "http storm", "big requests", "unread streams"}
