@@ -9,17 +9,21 @@ FROM ${PYTHON} AS bundle
 ARG BUNDLE=bundles/default
 COPY ${BUNDLE} /bundle
 
-# Stage 2: the runtime, from the project's own pyproject: the base install and the http extra
-# (for --http-listen, off unless HTTP_LISTEN is set); no export extra, so no torch.
+# Stage 2: the runtime, from the project's own lockfile: the base install and the http extra
+# (for --http-listen, off unless HTTP_LISTEN is set), every version pinned with its hashes
+# (requirements/runtime.txt, `make lock`); no export extra, so no torch.
 FROM ${PYTHON} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+COPY requirements/runtime.txt ./requirements/
 COPY pyproject.toml README.md ./
 COPY serving ./serving
 COPY export ./export
-# DL3013: the versions are pyproject.toml's, which this installs (a local path, not a name).
+# DL3013: the dependencies are the lockfile's; the project itself installs from this path.
 # hadolint ignore=DL3013
-RUN pip install --no-compile ".[http]" \
+RUN pip install --no-compile --no-deps --require-hashes -r requirements/runtime.txt \
+    && pip install --no-compile --no-deps . \
+    && pip check \
     && python -c "import zh_rnn_encoder.transport.app, zh_rnn_encoder.transport.openai.http_server" \
     && rm -rf /src
 RUN groupadd --system --gid 10001 encoder \

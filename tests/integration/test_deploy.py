@@ -52,9 +52,10 @@ def test_manifests_match_the_server() -> None:
     assert pod["terminationGracePeriodSeconds"] > grace + ADMIT_AFTER_SIGNAL_S
     assert pod["securityContext"]["runAsUser"] == 10001 and "USER 10001" in docker
     installs = re.findall(r"pip install[^\n]*", docker)
-    extras = {x for i in installs for x in re.findall(r"\[([a-z,]+)\]", i)}
-    assert installs and extras <= {"http"}  # the runtime: no export extra, so no torch
-    assert not any("torch" in i for i in installs)
+    # the runtime lockfile, hash-checked, then the project alone: no export extra, so no torch
+    assert any("--require-hashes -r requirements/runtime.txt" in i for i in installs), installs
+    assert all("--no-deps" in i for i in installs) and not any("torch" in i for i in installs)
+    assert not re.search(r"^torch==", (ROOT / "requirements" / "runtime.txt").read_text(), re.M)
     svc = m["Service"]["spec"]
     assert svc["clusterIP"] == "None" and svc["ports"][0]["port"] == port
     mounted = {v["mountPath"] for v in c["volumeMounts"]}
