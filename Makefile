@@ -11,7 +11,7 @@ CLIENTS_STAMP := $(CLIENTS)/.installed
 # them; pip bootstraps uv itself into .venv from requirements/uv.txt, hashed too.
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
-EXTRAS := export eval dev bench bulk spark http release
+EXTRAS := export eval dev bench bulk spark http otel release
 # uv never reads pip.conf: pip's sources (torch's CPU build in a find-links folder) pass through.
 PIP_SOURCES = $$($(BIN)/python tools/pip_sources.py $(1))
 UV_INSTALL = $(UV) pip install -q --no-deps --require-hashes $(call PIP_SOURCES)
@@ -40,7 +40,7 @@ TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 
 	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0
 RUN := build/train/default
 
-.PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk fuzz-tokenizer stress clean
+.PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk bench-observability fuzz-tokenizer stress clean
 
 help:
 	@echo "make serve   build the default bundle if missing, then serve it on 127.0.0.1:50051"
@@ -175,6 +175,10 @@ bench-quick: $(STAMP) $(CLIENTS_STAMP)
 
 bench-bulk: $(STAMP)
 	$(BIN)/python -m bench.bulk
+
+# What --log-format json and --otlp-endpoint cost under load, against a server without them.
+bench-observability: $(STAMP)
+	$(BIN)/python -m bench.observability
 
 # The reliability suite: storm, big requests, unread streams, stall, SIGTERM, logs, wire fuzz.
 stress: $(STAMP) $(BUNDLE)/bundle.json

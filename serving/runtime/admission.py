@@ -7,14 +7,18 @@ or waiting for them (a stream's request, like acquire_permit), which stops the s
 and lets HTTP/2 flow control push back on the client. The Admission it returns is passed to
 ``Encoder.encode_admitted`` and gives its bytes back once, when released. A request's estimates
 are upper bounds computed from characters, before tokenizing (jieba never yields more tokens
-than characters); a response's size is counted from its tokens, before it is built.
+than characters). A response's size is an upper bound too, counted from its tokens (their UTF-8
+included: one token can be 20,000 letters) before the graph runs, in the form each transport
+sends (a ResponseSize; response_bytes is encoder.v1's); each transport also checks the exact
+size of what it is about to send, as a backstop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zh_rnn_encoder.core.errors import LimitExceeded, Overloaded
@@ -30,10 +34,20 @@ MB = 1 << 20
 TOKEN_BYTES = 96
 # A character of request text: the received UTF-8 (<= 4) and the parsed str (<= 4).
 CHAR_BYTES = 8
-# A token in an Encode response, besides its vectors: its id and its string, generously.
-RESPONSE_TOKEN_BYTES = 24
-# A token in a Tokenize response, besides its UTF-8: its id and the framing of both; and a text's.
-TOKENIZED_TOKEN_BYTES, TOKENIZED_TEXT_BYTES = 11, 8
+# Protobuf upper bounds (a varint of n bits takes ceil(n / 7) bytes). A token, in either response,
+# besides its id (``id_bytes``: the varint of the vocabulary's largest id) and its UTF-8: its
+# string's tag and length, 2 bytes, and 1 or 2 more for a token of 128 bytes or more, so at most
+# 2 per token and 1 per 64 bytes of tokens (``_token_framing``).
+# A text in an Encode response, besides its tokens and vectors: the framing of its message, of
+# its ids and of its tensors, their shapes, truncated and original_token_count (<= 63).
+RESPONSE_TEXT_BYTES = 96
+# An EncodeResponse's own fields but request_id (the transport counts that): timing (<= 46).
+RESPONSE_BYTES = 64
+# A State in a response, besides its tensors' values: version, graph sha256, cell, sizes, the
+# tensors' shapes and every field's framing (<= 166).
+STATE_BYTES = 192
+# A text in a Tokenize response, besides its tokens: its framing, its ids' and unknown_count's.
+TOKENIZED_TEXT_BYTES = 24
 # The share of the budget kept for requests already past the header gate: the gate sheds calls
 # when less than this is free (those past it are refused on their estimate if they do not fit).
 RESERVE = 1 / 8
@@ -66,16 +80,55 @@ def estimate_tokenize(texts: Sequence[str]) -> int:
     return chars * (CHAR_BYTES + TOKEN_BYTES + 16)
 
 
-def response_bytes(texts: int, tokens: int, dim: int, token_vectors: bool) -> int:
-    """The size of an Encode response, from its tokens (checked before the graph runs)."""
-    floats = (texts + (tokens if token_vectors else 0)) * dim
-    return floats * 4 + tokens * RESPONSE_TOKEN_BYTES
+@dataclass(frozen=True)
+class ResponseShape:
+    """What the size of an Encode response depends on, known once its texts are tokenized,
+    before the graph runs: each transport sizes its own form of the response from it."""
+
+    tokens: list[int]  # per text, after truncation
+    token_bytes: int  # the UTF-8 of every token
+    id_bytes: int  # the varint of the largest id (varint_bytes)
+    dim: int  # values in a vector
+    token_vectors: bool
+    state_bytes: int  # one text's State in a response (state_bytes); 0 unless asked for
 
 
-def tokenized_bytes(texts: Sequence[Sequence[str]]) -> int:
-    """The size of a Tokenize response, from each text's tokens."""
-    tokens = sum(len(t.encode("utf-8")) + TOKENIZED_TOKEN_BYTES for x in texts for t in x)
-    return tokens + TOKENIZED_TEXT_BYTES * len(texts)
+# A transport's upper bound of its response's bytes (Encoder.encode_admitted checks it).
+ResponseSize = Callable[[ResponseShape], int]
+
+
+def response_bytes(shape: ResponseShape) -> int:
+    """Upper bound of an encoder.v1 EncodeResponse's bytes, but its request_id."""
+    texts, tokens = len(shape.tokens), sum(shape.tokens)
+    floats = (texts + (tokens if shape.token_vectors else 0)) * shape.dim
+    each_text = texts * (RESPONSE_TEXT_BYTES + shape.state_bytes)
+    each_token = _token_framing(tokens, shape.token_bytes) + tokens * shape.id_bytes
+    return RESPONSE_BYTES + floats * 4 + each_text + each_token + shape.token_bytes
+
+
+def _token_framing(tokens: int, utf8: int) -> int:
+    """The most the tag and length of ``tokens`` strings of ``utf8`` bytes in all can take."""
+    return 2 * tokens + -(-utf8 // 64)
+
+
+def varint_bytes(n: int) -> int:
+    """The bytes of a protobuf varint of ``n`` >= 0."""
+    return max(1, -(-n.bit_length() // 7))
+
+
+def state_bytes(num_layers: int, hidden_size: int, lstm: bool) -> int:
+    """Upper bound of one State in a response: h (and LSTM's c) [layers, hidden] float32, the
+    running sum float64 and maximum float32 [hidden], and the rest (STATE_BYTES)."""
+    return STATE_BYTES + 4 * num_layers * hidden_size * (2 if lstm else 1) + 12 * hidden_size
+
+
+def tokenized_bytes(texts: Sequence[Sequence[str]], id_bytes: int = 10) -> int:
+    """Upper bound of a TokenizeResponse's bytes, from each text's tokens (``id_bytes``: as in
+    ResponseShape; 10 fits any id)."""
+    tokens = sum(len(x) for x in texts)
+    utf8 = sum(len("".join(x).encode("utf-8")) for x in texts)
+    each_text = TOKENIZED_TEXT_BYTES * len(texts)
+    return each_text + _token_framing(tokens, utf8) + tokens * id_bytes + utf8
 
 
 def chunk_bytes(tokens: int, dim: int) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from zh_rnn_encoder.core.errors import NotReady, Overloaded
 from zh_rnn_encoder.runtime.delivery import OnState, Rows, Stack, run_inputs
 from zh_rnn_encoder.runtime.padding import plan_runs
+from zh_rnn_encoder.runtime.spans import NO_SPANS, Spans
 from zh_rnn_encoder.runtime.state import EncoderState
 from zh_rnn_encoder.runtime.types import Reduce
 
@@ -42,7 +43,7 @@ class Batched:
 class _Item(Rows):
     """A request in the batcher: its rows, and when it was queued, first run and how long it ran."""
 
-    __slots__ = ("future", "enqueued", "started", "inference_s")
+    __slots__ = ("future", "enqueued", "started", "inference_s", "span")
 
     def __init__(
         self,
@@ -52,11 +53,13 @@ class _Item(Rows):
         reduce: Reduce | None,
         priors: list[EncoderState | None] | None,
         on_state: OnState | None,
+        span: object | None = None,
     ) -> None:
         super().__init__(ids, keep_states, reduce, priors, on_state)
         self.future, self.enqueued = future, time.perf_counter()
         self.started = 0.0  # perf_counter of its first run; 0: none yet
         self.inference_s = 0.0
+        self.span = span  # its call's span (runtime/spans.py); None: not traced
 
 
 Run = list[tuple[_Item, int]]  # (request, row index) of one onnxruntime run
@@ -74,8 +77,9 @@ class Batcher:
         wait_s: float = 0.0,
         on_run: Callable[[int, int], None] | None = None,
         stack: Stack | None = None,
+        spans: Spans = NO_SPANS,
     ) -> None:
-        self._run, self._pad, self._stack = run, pad_id, stack
+        self._run, self._pad, self._stack, self._spans = run, pad_id, stack, spans
         self._budget, self._max_queued, self._wait_s = max_batch_tokens, max_queued_texts, wait_s
         self._pending: deque[tuple[_Item, int]] = deque()  # (item, row index)
         self._wakeup = asyncio.Event()
@@ -100,6 +104,7 @@ class Batcher:
         reduce: Reduce | None = None,
         initial: list[EncoderState | None] | None = None,
         on_state: OnState | None = None,
+        span: object | None = None,
     ) -> Batched:
         """Encode ``rows`` (int64 ids each), delivered as delivery.Rows says. Without
         ``keep_states`` only the final states come back, so a run's [rows, seq, F] output is
@@ -107,7 +112,8 @@ class Batcher:
         prior) into the vector returned in its stead, at delivery (pooling), so per-token states
         never outlive their run. ``initial`` gives each row's prior state (None: zeros), which
         the constructor's ``stack`` feeds to the graph; ``on_state`` makes each row's state to
-        continue from, returned in ``continued``."""
+        continue from, returned in ``continued``. ``span`` (Spans.current) gets the request's
+        wait and runs."""
         if self._closing:
             raise NotReady("server is shutting down")
         if self.queued_texts + len(rows) > self._max_queued:
@@ -116,7 +122,7 @@ class Batcher:
                 f"max_queued_texts={self._max_queued}; retry with backoff"
             )
         future = asyncio.get_running_loop().create_future()
-        item = _Item(future, rows, keep_states, reduce, initial, on_state)
+        item = _Item(future, rows, keep_states, reduce, initial, on_state, span)
         self._pending.extend((item, i) for i in range(len(rows)))
         self._wakeup.set()
         return await item.future
@@ -185,7 +191,22 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(e)
             return
+        finally:
+            if self._spans.enabled:
+                self._trace(run, started, ids.shape[0], ids.size)
         self._deliver(run, out, started, time.perf_counter() - started)
+
+    def _trace(self, run: Run, started: float, texts: int, padded_tokens: int) -> None:
+        """Each traced request of the run: its wait in the queue (before its first run), and
+        the run."""
+        ended, seen = time.perf_counter(), set[int]()
+        for item, _ in run:
+            if item.span is None or id(item) in seen:
+                continue
+            seen.add(id(item))
+            if not item.started:  # set by _deliver, after this
+                self._spans.queued(item.span, item.enqueued, started)
+            self._spans.ran(item.span, started, ended, texts, padded_tokens)
 
     @staticmethod
     def _deliver(run: Run, out: dict[str, np.ndarray], started: float, took: float) -> None:

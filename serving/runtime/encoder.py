@@ -24,14 +24,16 @@ from typing import TypeVar, cast
 import numpy as np
 
 from zh_rnn_encoder.core.bundle import Bundle
+from zh_rnn_encoder.core.enums import Cell
 from zh_rnn_encoder.core.errors import NotReady, Overloaded
 from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.runtime import admission
-from zh_rnn_encoder.runtime.admission import MB, Admission, Budget
+from zh_rnn_encoder.runtime.admission import MB, Admission, Budget, ResponseShape, ResponseSize
 from zh_rnn_encoder.runtime.batcher import Batcher
 from zh_rnn_encoder.runtime.delivery import encodings
 from zh_rnn_encoder.runtime.document import DocumentEncoding
 from zh_rnn_encoder.runtime.session import Session
+from zh_rnn_encoder.runtime.spans import NO_SPANS, Spans
 from zh_rnn_encoder.runtime.state import EncoderState, check_priors
 from zh_rnn_encoder.runtime.sync_encoder import OnRun, SessionFactory, SyncEncoder
 from zh_rnn_encoder.runtime.types import (
@@ -39,6 +41,7 @@ from zh_rnn_encoder.runtime.types import (
     EncodeResult,
     EncoderInfo,
     RuntimeConfig,
+    Segment,
     TextEncoding,
     Tokenized,
 )
@@ -82,6 +85,7 @@ class Encoder(SyncEncoder):
         self._batcher: Batcher | None = None
         self._tokenize_pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self.spans: Spans = NO_SPANS  # what a server traces with; set before it serves
 
     async def admit(
         self,
@@ -107,27 +111,56 @@ class Encoder(SyncEncoder):
         need = admission.estimate(texts, limit, self.output_dim, opt.token_vectors)
         return await admission.take(self.budget, need, wait, stream, texts, opt, priors)
 
-    async def encode_admitted(self, admitted: Admission) -> EncodeResult:
+    async def encode_admitted(
+        self, admitted: Admission, response_size: ResponseSize = admission.response_bytes
+    ) -> EncodeResult:
         """An admitted request (``admit``), while it holds its bytes: tokenize (off the event
-        loop when long), then the shared batcher of this event loop, then pool."""
+        loop when long), refuse a response over max_message_bytes by the transport's
+        ``response_size`` (encoder.v1's by default), then the shared batcher of this event
+        loop, then pool."""
         if admitted.released:  # its bytes may be someone else's by now: a bug, not the client's
             raise RuntimeError("encode_admitted: the Admission was released")
         t0 = time.perf_counter()
         texts, opt, priors = admitted.texts, admitted.options, admitted.priors
-        segs = await self._off_loop(texts, self._segment, texts, opt)
-        tokens = sum(len(s.ids) for s in segs)
-        size = admission.response_bytes(len(segs), tokens, self.output_dim, opt.token_vectors)
-        self.limits.check_response(size, "send fewer texts or no token vectors")
+        segs, shape = await self._off_loop(texts, self._segment_shaped, texts, opt)
+        vectors = ", or no token vectors" if opt.token_vectors else ""
+        self.limits.check_response(response_size(shape), f"send fewer or shorter texts{vectors}")
         tokenize_s = time.perf_counter() - t0
+        if (span := self._span()) is not None:
+            self.spans.tokenized(span, t0, t0 + tokenize_s, len(segs), sum(shape.tokens))
         b = await self._shared_batcher().submit(
             [s.ids for s in segs],
             keep_states=opt.token_vectors,
             reduce=opt.reducer(),
             initial=priors,
             on_state=self._on_state(opt),
+            span=span,
         )
         out = encodings(segs, b.states, b.vectors, opt, priors, b.continued)
         return EncodeResult(out, tokenize_s, b.queue_s, b.inference_s)
+
+    def _segment_shaped(
+        self, texts: list[str], opt: EncodeOptions
+    ) -> tuple[list[Segment], ResponseShape]:
+        """_segment, and what its response's size depends on: both off the event loop for long
+        texts (a token's UTF-8 is counted, not guessed: one token can be 20,000 letters)."""
+        segs = self._segment(texts, opt)
+        m = self.bundle.model
+        state = admission.state_bytes(m.num_layers, m.hidden_size, m.cell is Cell.LSTM)
+        shape = ResponseShape(
+            tokens=[len(s.ids) for s in segs],
+            token_bytes=sum(len("".join(s.tokens).encode("utf-8")) for s in segs),
+            id_bytes=self._id_bytes,
+            dim=self.output_dim,
+            token_vectors=opt.token_vectors,
+            state_bytes=state if opt.return_state else 0,
+        )
+        return segs, shape
+
+    @property
+    def _id_bytes(self) -> int:
+        """The most bytes an id takes in a response: the varint of the largest."""
+        return admission.varint_bytes(len(self.bundle.vocab) - 1)
 
     def overloaded(self, request_bytes: int | None = None) -> Overloaded | None:
         """Why a call arriving now is shed, or None (the header gate, transport/gate.py): on
@@ -159,7 +192,7 @@ class Encoder(SyncEncoder):
     def _tokenize_sized(self, texts: list[str]) -> tuple[list[Tokenized], int]:
         """tokenize, and the bytes of its response: both off the event loop for long texts."""
         out = self.tokenize(texts)
-        return out, admission.tokenized_bytes([x.tokens for x in out])
+        return out, admission.tokenized_bytes([x.tokens for x in out], self._id_bytes)
 
     async def aencode_document(
         self,
@@ -186,6 +219,7 @@ class Encoder(SyncEncoder):
                 reduce=opt.reducer(),
                 initial=[prior],
                 on_state=self._on_state(opt),
+                span=self._span(),
             )
         # return_state: the one row's state and vector, both set at delivery (Rows.deliver)
         return cast("list[EncoderState]", b.continued)[0], cast(np.ndarray, b.vectors[0])
@@ -212,6 +246,10 @@ class Encoder(SyncEncoder):
         if self._tokenize_pool:
             self._tokenize_pool.shutdown(wait=True)
 
+    def _span(self) -> object | None:
+        """The current call's span when tracing (one attribute check when not)."""
+        return self.spans.current() if self.spans.enabled else None
+
     def _shared_batcher(self) -> Batcher:
         if self._closed:
             raise NotReady("server is shutting down")
@@ -224,6 +262,7 @@ class Encoder(SyncEncoder):
                 self.config.batch_wait_ms / 1000,
                 self._on_run,
                 self._stack,
+                self.spans,
             )
             self._batcher.start()
         return self._batcher

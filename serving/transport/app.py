@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
-from zh_rnn_encoder.transport import memory
+from zh_rnn_encoder.transport import fdlimit, logs, memory
 from zh_rnn_encoder.transport.config import ServerConfig
 from zh_rnn_encoder.transport.encoder_v1 import servicer as encoder_v1
 from zh_rnn_encoder.transport.interceptors import BearerAuth, Guard, LoadGate
@@ -34,6 +35,7 @@ from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, Served,
 
 if TYPE_CHECKING:  # imported at run time only with --http-listen (uvicorn: the `http` extra)
     from zh_rnn_encoder.transport.openai.http_server import HttpServer
+    from zh_rnn_encoder.transport.tracing import Tracing  # only with --otlp-endpoint (`otel`)
 
 log = logging.getLogger("encoder")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -55,9 +57,12 @@ class App:
     ) -> None:
         self.cfg, self.server, self.port, self.state = cfg, server, port, state
         self.health, self.metrics, self.session_factory = health_servicer, metrics, session_factory
-        self.metrics_port = metrics.serve(cfg.metrics_listen) if cfg.metrics_listen else None
+        self.metrics_port = (
+            metrics.serve(cfg.metrics_listen, _metrics_tls(cfg)) if cfg.metrics_listen else None
+        )
         self.http: HttpServer | None = None  # the OpenAI-compatible HTTP listener (--http-listen)
         self.http_port: int | None = None
+        self.tracing: Tracing | None = None  # spans of every call (--otlp-endpoint)
 
     async def start(self) -> None:
         """Both listeners accept connections; every call is NOT_SERVING / 503 until load()."""
@@ -86,6 +91,8 @@ class App:
             session_factory=self.session_factory,
         )
         encoder = await asyncio.get_running_loop().run_in_executor(None, load)
+        if self.tracing is not None:
+            encoder.spans = self.tracing
         self.state.encoder = encoder
         self._trim = asyncio.ensure_future(
             memory.trim_periodically(encoder.budget.active_since_asked)
@@ -111,6 +118,8 @@ class App:
             self._trim.cancel()
             await self.state.encoder.aclose()
         self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.close()  # sends the spans still batched
 
 
 async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> App:
@@ -124,6 +133,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
 
         metrics = PrometheusMetrics(multiprocess=bool(cfg.metrics_dir))
     keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
+    tracing = _tracing(cfg)
     state = ServingState()
     guards = {
         encoder_v1.SERVICE: Guard(
@@ -134,7 +144,10 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     }
     gate = LoadGate(state, guards, metrics)
     server = grpc.aio.server(
-        interceptors=([BearerAuth(keys, metrics)] if keys else []) + [gate],
+        # tracing outermost: a call refused by auth or the gate is traced with its status too
+        interceptors=([tracing.interceptor()] if tracing else [])
+        + ([BearerAuth(keys, metrics)] if keys else [])
+        + [gate],
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
@@ -169,19 +182,50 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
     else:
         port = server.add_insecure_port(cfg.listen)
     app = App(cfg, server, port, state, health_servicer, metrics, session_factory)
+    app.tracing = tracing
     if cfg.http_listen:  # uvicorn is imported only then (the `http` extra)
         try:
             from zh_rnn_encoder.transport.openai import http_server
             from zh_rnn_encoder.transport.openai.api import OpenAIApi
+            from zh_rnn_encoder.transport.openai.http_protocol import HttpLimits
         except ImportError as e:
             raise EncoderError(
                 f"--http-listen needs the http extra (pip install 'zh-rnn-encoder[http]'): {e}"
             ) from None
 
         api = OpenAIApi(state, served, size, keys, metrics)
-        app.http = http_server.HttpServer(api, cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
+        app.http = http_server.HttpServer(
+            api,
+            cfg.tls_cert,
+            cfg.tls_key,
+            cfg.tls_client_ca,
+            limits=HttpLimits.of(cfg),
+            fd_reserve=cfg.fd_reserve,
+        )
+        if tracing is not None:
+            app.http.app = tracing.asgi(app.http.app)
     await app.set_health(NOT_SERVING)
     return app
+
+
+def _metrics_tls(cfg: ServerConfig) -> ssl.SSLContext | None:
+    from zh_rnn_encoder.transport.metrics_server import context_for  # prometheus_client: lazily
+
+    return context_for(cfg)
+
+
+def _tracing(cfg: ServerConfig) -> Tracing | None:
+    """The tracer of --otlp-endpoint; None (and no OpenTelemetry import) without it."""
+    if not cfg.otlp_endpoint:
+        return None
+    try:
+        from zh_rnn_encoder.transport.tracing import Tracing
+    except ImportError as e:
+        raise EncoderError(
+            f"--otlp-endpoint needs the otel extra (pip install 'zh-rnn-encoder[otel]'): {e}"
+        ) from None
+    log.info("tracing: spans to %s as %s", cfg.otlp_endpoint, cfg.otlp_service_name)
+    return Tracing(cfg.otlp_endpoint, cfg.otlp_service_name, cfg.model_name)
 
 
 def write_port_file(path: Path, port: int) -> None:
@@ -194,6 +238,7 @@ def write_port_file(path: Path, port: int) -> None:
 async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_session) -> int:
     t0 = time.perf_counter()
     memory.tune()
+    fdlimit.raise_soft_limit()  # the HTTP port's connection cap is derived from it
     # The event loop answers probes while tokenizer and ORT threads work: hand it the GIL often.
     sys.setswitchinterval(0.0005)
     app = await build_server(cfg, session_factory)
@@ -205,10 +250,11 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
         if cfg.http_port_file:
             write_port_file(cfg.http_port_file, app.http_port)
         log.info(
-            "OpenAI-compatible HTTP on %s://%s:%d/v1/embeddings",
+            "OpenAI-compatible HTTP on %s://%s:%d/v1/embeddings (at most %d connections)",
             "https" if cfg.tls_cert else "http",
             cfg.http_listen.rpartition(":")[0],
             app.http_port,
+            app.http.max_connections if app.http else 0,
         )
     if app.metrics_port:
         log.info(
@@ -258,11 +304,7 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
 def main(argv: Sequence[str] | None = None, session_factory: SessionFactory = open_session) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg = config_mod.from_args(argv)
-    logging.basicConfig(
-        level=cfg.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(cfg.log_level, cfg.log_format, cfg.model_name, relay=True)
     workers = cfg.workers or available_cpus()
     try:
         if workers > 1:

@@ -26,6 +26,9 @@ class ServerConfig:
     max_streams_per_connection: int = 0  # HTTP/2 concurrent calls a connection may open; 0: any
     grace_period_s: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"  # text, or json: one object a line (docs/observability.md)
+    otlp_endpoint: str = ""  # OTLP/gRPC receiver of trace spans, http(s)://host:port; empty: off
+    otlp_service_name: str = "zh-rnn-encoder"  # service.name of the spans
     metrics_listen: str = ""  # host:port of the Prometheus /metrics endpoint; empty: off
     metrics_dir: Path | None = None  # record for a supervisor's endpoint (prometheus multiproc)
     port_file: Path | None = None  # written with the bound port once listening
@@ -43,6 +46,16 @@ class ServerConfig:
     model_name: str = "encoder"  # the model's name in the Open Inference and OpenAI protocols
     http_listen: str = ""  # host:port of the OpenAI-compatible HTTP API; empty: off
     http_port_file: Path | None = None  # written with the HTTP port once listening
+    # The HTTP port's bounds (openai/http_protocol.py); each refusal closes the connection.
+    http_max_connections: int = 1000  # open at once; beyond: reset at accept (and fd_reserve)
+    http_max_request_line_bytes: int = 8192  # request target; beyond: 414
+    http_max_header_bytes: int = 32768  # request line and headers; beyond: 431
+    http_max_headers: int = 100  # header fields; beyond: 431
+    http_header_timeout_s: float = 10.0  # from connect or a request's first byte; then 408
+    http_body_timeout_s: float = 30.0  # for the whole body, once the headers are in; then 408
+    http_keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after it
+    fd_reserve: int = 256  # file handles no HTTP connection may take (gRPC, metrics, files)
+    metrics_tls: bool = True  # the metrics port speaks TLS with --tls-* whenever they are set
 
 
 # flag -> (type, help); the env variable is the flag's name in upper case with underscores. Each
@@ -72,6 +85,17 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "grace_period_s": (float, "on SIGTERM/SIGINT, time to finish accepted requests"),
     "jieba_cache_dir": (Path, "writable directory for jieba's dictionary cache"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
+    "log_format": (
+        str,
+        "text, or json: every line of the process one JSON object (time, level, logger, message "
+        "and the call's method, request id, model and status)",
+    ),
+    "otlp_endpoint": (
+        str,
+        "send OpenTelemetry trace spans to this OTLP/gRPC receiver, e.g. http://127.0.0.1:4317 "
+        "(https: TLS); needs the otel extra; empty: no tracing",
+    ),
+    "otlp_service_name": (str, "the spans' service.name"),
     "metrics_listen": (str, "host:port for Prometheus /metrics (empty: no endpoint)"),
     "metrics_dir": (Path, "record metrics here for a supervisor to serve (what --workers sets)"),
     "expect_bundle_sha256": (
@@ -101,6 +125,38 @@ _FLAGS: dict[str, tuple[type, str]] = {
         "limits as gRPC; empty: no HTTP port",
     ),
     "http_port_file": (Path, "write the bound HTTP port here once listening"),
+    "http_max_connections": (
+        int,
+        "HTTP connections open at once; beyond it new ones are reset at accept, unlogged. The "
+        "open-files limit lowers it: the soft limit (raised to the hard one at start), less the "
+        "files open at start and --fd-reserve",
+    ),
+    "http_max_request_line_bytes": (int, "HTTP request target (URL) size; beyond it 414, closed"),
+    "http_max_header_bytes": (
+        int,
+        "HTTP request line and headers together; beyond it 431 and the connection closed",
+    ),
+    "http_max_headers": (int, "HTTP header fields in one request; beyond it 431, closed"),
+    "http_header_timeout_s": (
+        float,
+        "seconds for a request's line and headers, from connect or its first byte; then 408, "
+        "closed (a connection that sent nothing: closed)",
+    ),
+    "http_body_timeout_s": (
+        float,
+        "seconds for a request's whole body once its headers are in; then 408, closed",
+    ),
+    "http_keep_alive_s": (float, "seconds an idle HTTP keep-alive connection stays open"),
+    "fd_reserve": (
+        int,
+        "file handles the HTTP port's connections never take: room for gRPC connections, the "
+        "metrics port and files (docs/reliability.md sizes it)",
+    ),
+    "metrics_tls": (
+        str,
+        "on: the metrics port speaks TLS (mutual TLS with --tls-client-ca) with --tls-cert and "
+        "--tls-key whenever they are set; off: plaintext even then",
+    ),
     "ready_file": (Path, "write this file once SERVING (for supervisors, as --workers uses it)"),
     "port_file": (
         Path,
@@ -165,7 +221,7 @@ def _typed(name: str, value: object) -> Any:
     Any to the dataclasses it is passed to by name."""
     if name == "device":
         return Device.parse(value, "--device")
-    if name in ("reflection", "reuse_port"):
+    if name in ("reflection", "reuse_port", "metrics_tls"):
         return _on_off(value, "--" + name.replace("_", "-"))
     typ = _FLAGS[name][0]
     if value is None or (typ is Path and value == ""):
@@ -203,6 +259,7 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error("--max-streams-per-connection must not be negative")
     if cfg.max_document_tokens < 0 or cfg.document_deadline_s < 0:
         ap.error("--max-document-tokens and --document-deadline-s must not be negative")
+    _validate_http(cfg, ap)
     if rt.max_inflight_mb <= 0:
         ap.error("--max-inflight-mb must be positive")
     if rt.threads < 0 or rt.max_batch_tokens < 1 or rt.batch_wait_ms < 0:
@@ -221,3 +278,24 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
         ap.error(f"--model-name must be non-empty and without '/', got {cfg.model_name!r}")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         ap.error(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")
+    if cfg.log_format not in ("text", "json"):
+        ap.error(f"--log-format must be text or json, got {cfg.log_format!r}")
+    scheme, _, host = cfg.otlp_endpoint.partition("://")
+    if cfg.otlp_endpoint and (scheme not in ("http", "https") or not host.strip("/")):
+        ap.error(
+            f"--otlp-endpoint must be http://host:port (plaintext) or https://host:port, "
+            f"got {cfg.otlp_endpoint!r}"
+        )
+
+
+def _validate_http(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
+    for name in ("http_max_connections", "http_max_request_line_bytes", "http_max_headers"):
+        if getattr(cfg, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not cfg.http_max_request_line_bytes <= cfg.http_max_header_bytes:
+        ap.error("--http-max-header-bytes (the whole head) must be at least the request line's")
+    for name in ("http_header_timeout_s", "http_body_timeout_s", "http_keep_alive_s"):
+        if getattr(cfg, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
+    if cfg.fd_reserve < 0:
+        ap.error("--fd-reserve must not be negative")

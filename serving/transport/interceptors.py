@@ -10,6 +10,7 @@ from typing import TypeAlias, TypeVar
 import grpc
 
 from zh_rnn_encoder.core.errors import ErrorKind
+from zh_rnn_encoder.transport import logs
 from zh_rnn_encoder.transport.gate import refusal
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.rpc import refusing
@@ -52,6 +53,7 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         if self.allowed(details.invocation_metadata):
             return handler
         self._metrics.record(_method(details.method), label(ErrorKind.UNAUTHENTICATED))
+        logs.done(_method(details.method), label(ErrorKind.UNAUTHENTICATED))
         return refusing(ErrorKind.UNAUTHENTICATED, UNAUTHENTICATED)
 
 
@@ -87,4 +89,5 @@ class LoadGate(grpc.aio.ServerInterceptor):
         if refused is None:
             return handler
         self.metrics.record(method, label(refused.kind))
+        logs.done(method, label(refused.kind))
         return refusing(refused.kind, str(refused))

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import ssl
+
     from zh_rnn_encoder.runtime.encoder import Encoder
     from zh_rnn_encoder.runtime.types import EncodeResult
 
@@ -41,8 +43,9 @@ class Metrics:
     def draining(self) -> None:
         """The server reports NOT_SERVING from now on."""
 
-    def serve(self, listen: str) -> int | None:
-        """Serve GET /metrics on host:port; the port, or None where nothing is recorded."""
+    def serve(self, listen: str, tls: ssl.SSLContext | None = None) -> int | None:
+        """Serve GET /metrics on host:port (``tls``: TLS only); the port, or None where nothing
+        is recorded."""
         return None
 
     def close(self) -> None:

@@ -8,24 +8,21 @@ metrics are asked for, after PROMETHEUS_MULTIPROC_DIR is set (prometheus_client 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from zh_rnn_encoder.transport.metrics import Metrics
+from zh_rnn_encoder.transport.metrics_server import MetricsServer
 
 if TYPE_CHECKING:
+    import ssl
+
+    from prometheus_client.registry import Collector
+
     from zh_rnn_encoder.runtime.encoder import Encoder
     from zh_rnn_encoder.runtime.types import EncodeResult
 
@@ -36,7 +33,7 @@ _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class PrometheusMetrics(Metrics):
     def __init__(self, multiprocess: bool = False) -> None:
         """``multiprocess``: gauges as the supervisor sums them (queued: live sum; ready: live
-        minimum, so 1 only while every worker serves); their values are then set, not read."""
+        minimum, capped by the supervisor's slots: WorkersReady); their values are then set."""
         self.multiprocess = multiprocess
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -86,7 +83,7 @@ class PrometheusMetrics(Metrics):
         # labelled children resolved once: labels() costs more than the observation itself
         self._stages = {k: self.stage.labels(k) for k in ("tokenize", "queue", "inference")}
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._http: ThreadingHTTPServer | None = None
+        self._http: MetricsServer | None = None
         self._watch: asyncio.Task[None] | None = None
 
     def record(self, method: str, code: str, started: float | None = None) -> None:
@@ -129,9 +126,9 @@ class PrometheusMetrics(Metrics):
     def draining(self) -> None:
         self.ready.set(0)
 
-    def serve(self, listen: str) -> int:
+    def serve(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
         """Serve GET /metrics on host:port (see serve_registry); returns the port."""
-        self._http = serve_registry(self.registry, listen)
+        self._http = serve_registry(self.registry, listen, tls)
         return self._http.server_port
 
     def close(self) -> None:
@@ -150,36 +147,45 @@ async def _every(seconds: float, setter: Callable[[float], None], encoder: Encod
         await asyncio.sleep(seconds)
 
 
-def serve_workers(directory: str, listen: str) -> ThreadingHTTPServer:
-    """The sum of the workers' metrics in ``directory`` (PROMETHEUS_MULTIPROC_DIR)."""
+def serve_workers(
+    directory: str,
+    listen: str,
+    serving: Callable[[], bool] = lambda: True,
+    tls: ssl.SSLContext | None = None,
+) -> MetricsServer:
+    """The sum of the workers' metrics in ``directory`` (PROMETHEUS_MULTIPROC_DIR), with
+    encoder_ready 0 unless ``serving()`` (the supervisor: every worker slot is up and serving)."""
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)
-    return serve_registry(registry, listen)
+    workers = multiprocess.MultiProcessCollector(None, path=directory)
+    registry.register(WorkersReady(workers, serving))
+    return serve_registry(registry, listen, tls)
 
 
-def serve_registry(registry: CollectorRegistry, listen: str) -> ThreadingHTTPServer:
+class WorkersReady:
+    """The workers' metrics, encoder_ready capped by the supervisor's view of its slots. The
+    files alone cannot say a worker is missing: a dead worker's gauge is removed, so the minimum
+    over the live ones stays 1 until its replacement writes 0 (measured: 11 of 15 samples)."""
+
+    def __init__(self, workers: Collector, serving: Callable[[], bool]) -> None:
+        self.workers, self.serving = workers, serving
+
+    def collect(self) -> Iterator[Metric]:
+        up, seen = float(self.serving()), False
+        for metric in self.workers.collect():
+            if metric.name == "encoder_ready":
+                seen = True
+                metric.samples = [x._replace(value=min(x.value, up)) for x in metric.samples]
+            yield metric
+        if not seen:  # no worker has written its gauge yet: none serves
+            yield GaugeMetricFamily("encoder_ready", "1 while the server reports SERVING", 0.0)
+
+
+def serve_registry(
+    registry: CollectorRegistry, listen: str, tls: ssl.SSLContext | None = None
+) -> MetricsServer:
     """Serve GET /metrics (and nothing else: 404) on host:port, the host explicit (0.0.0.0
-    to mean every interface); port 0 picks a free one."""
-    host, _, port = listen.rpartition(":")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404, "only /metrics is served here")
-                return
-            body = generate_latest(registry)
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
-            pass
-
-    http = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
-    http.daemon_threads = True
-    threading.Thread(target=http.serve_forever, name="metrics", daemon=True).start()
-    return http
+    to mean every interface); port 0 picks a free one. One thread, however many connections
+    (metrics_server.py); with ``tls``, TLS only."""
+    return MetricsServer(registry, listen, tls)

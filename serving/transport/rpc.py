@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,11 +14,13 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from zh_rnn_encoder.core.errors import EncoderError, ErrorKind, InvalidInput
+from zh_rnn_encoder.core.errors import EncoderError, ErrorKind, InvalidInput, LimitExceeded
+from zh_rnn_encoder.transport import logs
 from zh_rnn_encoder.transport.metrics import Metrics
-from zh_rnn_encoder.transport.security import read_tls
+from zh_rnn_encoder.transport.security import expiry_warning, read_tls
 from zh_rnn_encoder.transport.status import STATUS, classify
 
+log = logging.getLogger("encoder")
 # Sheds a request by its size in bytes before it is parsed: the error to answer, or None.
 Shed = Callable[[int], EncoderError | None]
 M = TypeVar("M", bound=Message)
@@ -74,6 +77,24 @@ def check_parsed(request: Q | Unparsed) -> Q:
     return request
 
 
+def wire(message: Message, max_message_bytes: int) -> bytes:
+    """A response, serialized by its handler (its method's serializer is ``sent_as_is``) so that
+    its exact size is checked once it is known: over the limit it is LimitExceeded naming
+    max_message_bytes (INVALID_ARGUMENT), where gRPC's own check would answer
+    RESOURCE_EXHAUSTED "Sent message larger than max" and log an ERROR. The estimates made
+    before the work (runtime/admission.py) make this a backstop; it costs nothing, as gRPC
+    would serialize the message anyway."""
+    data = message.SerializeToString()
+    if len(data) > max_message_bytes:
+        raise LimitExceeded("max_message_bytes", len(data), max_message_bytes, "response")
+    return data
+
+
+def sent_as_is(data: bytes) -> bytes:
+    """The response serializer of a method whose handler returns (or writes) ``wire`` bytes."""
+    return data
+
+
 def refusing(kind: ErrorKind, message: str) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that answers ``kind``'s code without reading the request, for interceptors that
     refuse a call on its headers. It is request-streaming whatever the method, so the request's
@@ -101,6 +122,8 @@ def unary(
     @functools.wraps(handler)
     async def wrapped(self: S, request: Q, context: Context) -> R:
         t0, code = time.perf_counter(), grpc.StatusCode.OK
+        request_id = logs.request_id(request)
+        logs.begin(method, request_id)  # on every record logged while it runs
         try:
             check_parsed(request)
             return await handler(self, request, context)
@@ -111,6 +134,7 @@ def unary(
             code, message = status_of(e)
         finally:
             self.metrics.record(method, code.name, t0)
+            logs.done(method, code.name, t0, request_id)
         await context.abort(code, message)
 
     return wrapped
@@ -122,6 +146,9 @@ def server_credentials(
     """TLS with this certificate chain and key; with ``client_ca``, clients must present a
     certificate that it signed (mutual TLS)."""
     chain, private, ca = read_tls(cert, key, client_ca)
+    for name, pem in ((cert, chain), (client_ca, ca)):
+        if pem and (warning := expiry_warning(str(name), pem)):
+            log.warning("%s", warning)  # expired too: see docs/security.md, why not refused
     return grpc.ssl_server_credentials(
         [(private, chain)], root_certificates=ca, require_client_auth=ca is not None
     )

@@ -29,6 +29,11 @@ STATUS: dict[ErrorKind, Status] = {
     ErrorKind.INTERNAL: Status("INTERNAL", 500),
 }
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+# The longest message a client gets. One may echo what the client sent (an unknown model's
+# name, a pooling of 10,000 characters), and gRPC sends it percent-encoded in the trailers,
+# which a client caps (grpcio: over 16 KiB the call fails RESOURCE_EXHAUSTED "received metadata
+# size exceeds hard limit", measured from 2,000 CJK characters). 512 encode to at most 6 KiB.
+MAX_MESSAGE_CHARS = 512
 # Metric labels of the outcomes that are not errors.
 OK, CANCELLED = "OK", "CANCELLED"
 
@@ -42,6 +47,9 @@ def classify(e: BaseException) -> tuple[ErrorKind, str]:
     """The kind and message a client sees; unexpected errors (and every INTERNAL one) are logged
     with their traceback and answered with a generic message."""
     if isinstance(e, EncoderError) and e.kind is not ErrorKind.INTERNAL:
-        return e.kind, str(e)
-    log.error("unexpected error while handling a request", exc_info=e)
+        message = str(e)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+        return e.kind, message
+    log.error("unexpected error while handling a request", exc_info=e, extra={"status": "INTERNAL"})
     return ErrorKind.INTERNAL, INTERNAL_MESSAGE

@@ -96,9 +96,13 @@ class Supervisor:
         metrics = None
         if self.metrics_dir:
             self.metrics_dir.mkdir()
+            from zh_rnn_encoder.transport.metrics_server import context_for
             from zh_rnn_encoder.transport.prometheus import serve_workers
 
-            metrics = serve_workers(str(self.metrics_dir), self.cfg.metrics_listen)
+            tls = context_for(self.cfg)  # the server's certificate, as one process's metrics
+            metrics = serve_workers(
+                str(self.metrics_dir), self.cfg.metrics_listen, self.serving, tls
+            )
             log.info("metrics of every worker on port %d /metrics", metrics.server_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -135,6 +139,11 @@ class Supervisor:
         if http_port and self.cfg.http_port_file:
             write_port_file(self.cfg.http_port_file, http_port)
 
+    def serving(self) -> bool:
+        """Whether every slot has a live worker that serves: its ready file is written once it
+        serves and removed the moment the parent learns that it exited (metrics thread)."""
+        return not self.stopping and all(r.exists() for r in self.ready)
+
     def _stop_all(self) -> None:
         self.stopping = True
         for p in self.procs:
@@ -164,6 +173,7 @@ class Supervisor:
             self.procs[i] = p
             log.info("worker %d started (pid %d)", i, p.pid)
             code = await p.wait()
+            self.ready[i].unlink(missing_ok=True)  # encoder_ready 0 until a replacement serves
             if self.metrics_dir:  # its live gauges (ready, queued) no longer count
                 from prometheus_client import multiprocess
 

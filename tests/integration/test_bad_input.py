@@ -114,10 +114,31 @@ def test_oversized_message(client) -> None:
 
 
 def test_response_over_message_limit(client) -> None:
-    code, details = status_of(
-        client.encode, ["今天天气很好，" * 9] * 8, token_vectors=True, truncation="first"
-    )
+    # 8 x 48 tokens with their vectors, 392 x 24 floats: 37.6 KB > 32 KiB. (8 x 36 tokens, about
+    # 32 KB, fit: they were refused only while a token was counted at 24 bytes beside its vector.)
+    text = "今天天气很好，" * 12
+    code, details = status_of(client.encode, [text] * 8, token_vectors=True, truncation="first")
     assert code == INVALID and "max_message_bytes exceeded at response" in details
+    fits = client.encode([text[:63]] * 8, token_vectors=True)
+    assert sum(len(e.tokens) for e in fits) == 8 * 36
+
+
+# A request_id that fits a request (32 KiB here) but not the response that echoes it.
+ECHOED = "r" * 32_700
+OVER_LIMIT = "max_message_bytes exceeded at response"
+
+
+def test_response_over_message_limit_on_every_method(client) -> None:
+    """What gRPC itself would refuse to send (RESOURCE_EXHAUSTED "Sent message larger than max")
+    is INVALID_ARGUMENT naming the limit, on every method that echoes what the client sent."""
+    req = encode_request(["北京冬奥"], token_vectors=True, request_id=ECHOED)
+    code, details = status_of(client.stub.Encode, req)
+    assert code == INVALID and details.startswith(OVER_LIMIT), details
+    code, details = status_of(lambda: next(client.stub.EncodeStream(iter([req]))))
+    assert code == INVALID and details.startswith(f"request #0: {OVER_LIMIT}"), details
+    piece = pb.DocumentPiece(text="北京冬奥", request_id=ECHOED)
+    code, details = status_of(client.stub.EncodeDocument, iter([piece]))
+    assert code == INVALID and details.startswith(OVER_LIMIT) and "> 32768" in details, details
 
 
 @pytest.mark.parametrize("text", ["a\x00b\x01c\x7f", "表情😀👍🏽和\u200b零宽", "𠀀𪚥𫝀𬺰𰻝"])

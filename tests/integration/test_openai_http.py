@@ -113,6 +113,10 @@ def test_health_needs_no_token_and_routes_are_checked(served) -> None:
         (b'{"model": "zh-encoder", "input": "a", "encoding_format": "int8"}', "encoding_format"),
         (b'{"model": "zh-encoder", "input": "a", "normalize": "yes"}', "normalize"),
         (b'{"model": "zh-encoder", "input": 5}', "input: expected a string"),
+        (b'{"model": "zh-encoder", "input": "a", "encoding_format": []}', "encoding_format"),
+        (b'{"model": "zh-encoder", "input": "a", "truncation": {}}', "truncation: expected a"),
+        (b'{"model": "zh-encoder", "input": "a", "user": ["x"]}', "user: expected a string"),
+        (b'{"model": ["zh-encoder"], "input": "a"}', "model: expected a string"),
         (b'{"model": "zh-encoder", "input": "\\ud800"}', "not JSON: no low surrogate"),
     ],
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -149,8 +151,11 @@ def test_denied_calls_are_counted(authed, pki) -> None:
 
     with EncoderClient(authed.target, tls_ca=pki["ca"], token="nope") as c:
         _code(c.encode, ["你好"])
-    url = f"http://127.0.0.1:{authed.app.metrics_port}/metrics"
-    body = urllib.request.urlopen(url, timeout=5).read().decode()
+    import ssl
+
+    url = f"https://127.0.0.1:{authed.app.metrics_port}/metrics"  # the server's TLS (--tls-*)
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    body = urllib.request.urlopen(url, timeout=5, context=ctx).read().decode()
     assert 'encoder_requests_total{code="UNAUTHENTICATED",method="Encode"}' in body
 
 
@@ -243,5 +248,37 @@ def test_tls_server_process_with_env_tokens(bundle, jieba_cache, pki) -> None:
             assert c.encode(["你好"])[0].tokens == ["你好"]
         assert "TLS, bearer-token auth" in proc.log
         assert not any(k in proc.log for k in KEYS)
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("days, said", [(-1, "expired on"), (5, "expires on")])
+def test_a_certificate_at_its_end_is_named_at_start(
+    bundle, jieba_cache, tmp_path, days, said
+) -> None:
+    """Expired or within 14 days: one WARNING naming the file and the date; it serves anyway."""
+    ca = trustme.CA()
+    end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=days)
+    leaf = ca.issue_cert("127.0.0.1", not_before=end - timedelta(days=90), not_after=end)
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    proc = ServerProcess(
+        "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--jieba-cache-dir", str(jieba_cache),
+        "--tls-cert", str(cert), "--tls-key", str(key),
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{proc.port()}"
+        t0 = time.monotonic()
+        while "serving encoder.v1" not in proc.log:
+            assert time.monotonic() - t0 < 60 and proc.proc.poll() is None, proc.log
+            time.sleep(0.05)
+        named = [x for x in proc.log.splitlines() if str(cert) in x]
+        assert len(named) == 1 and " WARNING " in named[0], proc.log
+        assert f"in {cert} {said} {end:%Y-%m-%d %H:%M} UTC" in named[0], named
+        if days > 0:  # still valid: clients connect
+            with EncoderClient(target, tls_ca=ca_file) as c:
+                assert c.encode([TUTORIAL])[0].vector.shape == (24,)
     finally:
         proc.kill()

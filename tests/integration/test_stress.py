@@ -16,6 +16,10 @@ SCALE = stress.Scale(
     unread_streams=1,
     sigterm_clients=6,
     fuzz_cases=2_000,
+    idle_streams=500,
+    idle_wait_s=3.0,
+    worker_kills=1,
+    cancelled_streams=200,
 )
 
 
@@ -43,6 +47,11 @@ def test_unread_streams_do_not_stop_the_server(bundle, jieba_cache) -> None:
     assert m["serves_afterwards"]
 
 
+def test_idle_streams_opened_and_closed_leave_the_server_serving(bundle, jieba_cache) -> None:
+    m = stress.probe_idle_streams(bundle, jieba_cache, SCALE).measured
+    assert m["streams"] == 500 and m["serves_afterwards"], m
+
+
 def test_no_request_sent_before_sigterm_is_lost(bundle, jieba_cache) -> None:
     m = stress.probe_sigterm(bundle, jieba_cache, SCALE).measured
     assert m["sent_before_signal"] > 0 and m["lost"] == 0 and m["exit_code"] == 0, m
@@ -57,3 +66,32 @@ def test_wire_fuzz_never_internal(bundle, jieba_cache) -> None:
 def test_client_behaviour_is_not_logged_as_server_errors(bundle, jieba_cache) -> None:
     r = stress.probe_log_hygiene(bundle, jieba_cache, SCALE)
     assert r.ok, r.measured
+
+
+def test_every_json_field_and_parameter_of_a_wrong_type_is_a_4xx_naming_it(
+    bundle, jieba_cache
+) -> None:
+    r = stress.probe_json_fields(bundle, jieba_cache, SCALE)
+    m = r.measured
+    assert r.ok and m["http_cases"] == 8 + 9 * 8 + 8 and m["oip_cases"] == 7 * 9, m
+    assert m["error_lines"] == m["tracebacks"] == 0, m
+    assert set(m["http_statuses"]) <= {"200", "400", "404"} and m["http_statuses"]["200"] > 0, m
+
+
+def test_oversized_responses_are_invalid_argument_naming_the_limit(bundle, jieba_cache) -> None:
+    r = stress.probe_oversized_responses(bundle, jieba_cache, SCALE)
+    cases = r.measured["cases"]
+    assert r.ok and r.measured["error_lines"] == r.measured["tracebacks"] == 0, r.measured
+    named = ("INVALID_ARGUMENT", "413")
+    stream = cases.pop("EncodeStream long tokens")
+    assert len(cases) == 10, cases
+    for case, outcome in cases.items():
+        code, _, message = outcome.partition(" ")
+        assert code in named and message.startswith("max_message_bytes exceeded at response"), case
+    assert stream.startswith("INVALID_ARGUMENT request #0: max_message_bytes exceeded at response")
+
+
+def test_cancelled_streams_leave_no_error_in_the_log(bundle, jieba_cache) -> None:
+    r = stress.probe_cancelled_streams(bundle, jieba_cache, SCALE)
+    assert r.ok and r.measured["error_lines"] == 0, r.measured
+    assert r.measured["cancelled"]["EncodeStream waiting for its next request"] == 200

@@ -14,6 +14,7 @@ import pytest
 from tests.support.harness import ServerProcess, free_port, wait_health
 from tests.support.samples import SMALL, TUTORIAL
 from tools import stress
+from tools.stress.common import Server
 from zh_rnn_encoder.client import EncoderClient
 
 
@@ -61,15 +62,29 @@ def test_a_killed_worker_comes_back_and_the_port_keeps_serving(bundle, jieba_cac
 
 def test_sigterm_loses_nothing_across_workers(bundle, jieba_cache, monkeypatch) -> None:
     scale = stress.Scale(32, 2.0, 32, 4, 1, 8, 1_000)
-    original = stress.Server.__init__
+    original = Server.__init__
 
     def with_workers(self, bundle, cache, *flags, **kw):
         original(self, bundle, cache, *flags, "--workers", "2", **kw)
 
-    monkeypatch.setattr(stress.Server, "__init__", with_workers)
+    monkeypatch.setattr(Server, "__init__", with_workers)
     m = stress.probe_sigterm(bundle, jieba_cache, scale).measured
     assert m["sent_before_signal"] > 0 and m["lost"] == 0 and m["exit_code"] == 0, m
     assert set(m["before_signal_by_protocol"]) == {"http", "oip"}  # and encoder.v1, uncounted
+
+
+def test_ready_is_0_while_a_worker_is_down_and_1_once_it_serves(bundle, jieba_cache) -> None:
+    """encoder_ready is the minimum over every worker slot, a dead or loading worker 0. Timing
+    loosely (make stress bounds it at 0.3 s); correctness exactly: no 1 after the first 0
+    until the replacement serves."""
+    scale = stress.Scale(32, 2.0, 32, 4, 1, 8, 1_000, worker_kills=1)
+    m = stress.probe_worker_readiness(bundle, jieba_cache, scale).measured
+    assert m["first_zero_s_max"] <= 1.0 and m["ones_while_down"] == 0, m
+    assert m["ready_at_end"], m
+    # each worker answers its own health: the survivor SERVING, the replacement NOT_SERVING,
+    # a check that met the dying worker UNAVAILABLE (docs/reliability.md, workers)
+    assert "SERVING" in m["health_while_down"], m
+    assert set(m["health_while_down"]) <= {"SERVING", "NOT_SERVING", "UNAVAILABLE"}, m
 
 
 def test_a_worker_that_refuses_to_serve_stops_them_all(tmp_path) -> None:

@@ -4,8 +4,12 @@ metrics endpoint; encoder-bulk runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +94,11 @@ def wait_health(target: str, want: str, timeout: float = 60, **client: object) -
     return wait_until_serving(target, timeout, want, **client)
 
 
+def _limit_files(n: int) -> None:
+    """In the child before exec: its open-files limit, soft and hard (what `ulimit -n` sets)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 class ServerProcess:
     """encoder-serve in a child process where importing torch fails; stderr collected.
 
@@ -103,6 +112,7 @@ class ServerProcess:
         no_torch: bool = True,
         cpus: set[int] | None = None,
         python: str = sys.executable,
+        nofile: int | None = None,
     ) -> None:
         cmd = (
             [python, "-c", NO_TORCH] if no_torch else [python, "-m", "zh_rnn_encoder.transport.app"]
@@ -123,6 +133,9 @@ class ServerProcess:
             text=True,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
+            # its own process group, so that kill() takes its workers and log relay with it
+            start_new_session=True,
+            preexec_fn=None if nofile is None else functools.partial(_limit_files, nofile),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -152,9 +165,10 @@ class ServerProcess:
         return rc
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """SIGKILL to the server and every process it started (workers, the log relay)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
 
 def scrape(port: int) -> dict[str, float]:

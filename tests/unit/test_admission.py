@@ -13,12 +13,15 @@ from zh_rnn_encoder.core.errors import LimitExceeded, Overloaded
 from zh_rnn_encoder.runtime.admission import (
     MB,
     Budget,
+    ResponseShape,
     at_least,
     chunk_bytes,
     estimate,
     response_bytes,
+    state_bytes,
     take,
     tokenized_bytes,
+    varint_bytes,
 )
 
 
@@ -65,9 +68,20 @@ def test_streams_wait_for_their_share() -> None:
 
 
 def test_response_and_chunk_sizes() -> None:
-    assert tokenized_bytes([["北京", "好"], []]) == (6 + 11) + (3 + 11) + 2 * 8
-    assert response_bytes(2, 10, 4, token_vectors=False) == 2 * 4 * 4 + 10 * 24
-    assert response_bytes(2, 10, 4, token_vectors=True) == (2 + 10) * 4 * 4 + 10 * 24
+    """Each term, by its own count (tests/unit/test_response_size.py: against real responses)."""
+    # texts' framing; each token's tag and length (2), 1 a 64 bytes of them; ids; UTF-8
+    assert tokenized_bytes([["北京", "好"], []]) == 2 * 24 + (2 * 2 + 1) + 2 * 10 + (6 + 3)
+    assert tokenized_bytes([["北京", "好"], []], id_bytes=2) == 2 * 24 + 5 + 2 * 2 + 9
+    shape = {"token_bytes": 130, "id_bytes": 3, "dim": 4}
+    pooled = ResponseShape([4, 6], **shape, token_vectors=False, state_bytes=0)
+    tokens = 10 * 2 + 3 + 10 * 3 + 130
+    assert response_bytes(pooled) == 64 + 2 * 96 + 2 * 4 * 4 + tokens
+    vectors = ResponseShape([4, 6], **shape, token_vectors=True, state_bytes=0)
+    assert response_bytes(vectors) == 64 + 2 * 96 + (2 + 10) * 4 * 4 + tokens
+    states = ResponseShape([4, 6], **shape, token_vectors=False, state_bytes=500)
+    assert response_bytes(states) == response_bytes(pooled) + 2 * 500
+    assert [varint_bytes(n) for n in (0, 127, 128, 16_383, 16_384, 2**63 - 1)] == [1, 1, 2, 2, 3, 9]
+    assert state_bytes(2, 8, lstm=True) == 192 + 4 * 2 * 8 * 2 + (8 + 4) * 8
     assert chunk_bytes(100, 256) == 100 * (8 * 256 + 64)
 
 

@@ -16,7 +16,8 @@ SERVING, EXPORT = ROOT / "serving", ROOT / "export"
 # layer (a folder under serving/, or a module there) -> top-level names it must never import
 FORBIDDEN = {
     "core": {"torch", "grpc", "grpc_health", "grpc_reflection", "onnxruntime", "onnx"},
-    "runtime": {"torch", "grpc", "grpc_health", "grpc_reflection", "onnx"},
+    # opentelemetry: the runtime reports to a hook (runtime/spans.py), the transport traces
+    "runtime": {"torch", "grpc", "grpc_health", "grpc_reflection", "onnx", "opentelemetry"},
     "client": {"torch", "onnxruntime", "onnx", "jieba", "rjieba"},
     "proto_convert": {"torch", "onnxruntime", "onnx", "jieba", "rjieba", "grpc"},
     "bulk": {"torch", "onnx", "grpc", "grpc_health", "grpc_reflection"},

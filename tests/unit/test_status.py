@@ -36,6 +36,13 @@ def test_each_domain_error_answers_its_kinds_status(error, code, http) -> None:
     assert status_of(error) == (grpc.StatusCode[code], str(error))
 
 
+def test_a_message_that_echoes_a_long_value_is_cut() -> None:
+    """gRPC would fail the call RESOURCE_EXHAUSTED on the trailers' size instead."""
+    kind, message = classify(errors.NotFound(f"unknown model {'好' * 10_000!r}"))
+    assert kind is ErrorKind.NOT_FOUND and len(message) == 512 and message.endswith("好…")
+    assert message.startswith("unknown model '好")
+
+
 @pytest.mark.parametrize("error", [ValueError("secret"), errors.BundleError("b", ["x"])])
 def test_unexpected_errors_are_internal_with_a_generic_message(error, caplog) -> None:
     assert classify(error) == (ErrorKind.INTERNAL, INTERNAL_MESSAGE)

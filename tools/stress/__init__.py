@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tools.stress.cancellation import probe_cancelled_streams
 from tools.stress.common import FULL, QUICK, Result, Scale
+from tools.stress.errors import probe_json_fields, probe_oversized_responses
 from tools.stress.faults import probe_sigterm, probe_stall
+from tools.stress.http_front import probe_header_flood, probe_idle_connections, probe_url_flood
 from tools.stress.hygiene import probe_log_hygiene, probe_wire_fuzz
 from tools.stress.load import (
     probe_big_requests,
@@ -21,6 +24,7 @@ from tools.stress.load import (
     probe_storm,
     probe_unread_streams,
 )
+from tools.stress.recovery import probe_idle_streams, probe_worker_readiness
 
 __all__ = ["FULL", "MEMORY_PROBES", "PROBES", "QUICK", "Result", "Scale"]
 
@@ -33,5 +37,13 @@ PROBES: dict[str, Callable] = {
     "sigterm": probe_sigterm,
     "log hygiene": probe_log_hygiene,
     "wire fuzz": probe_wire_fuzz,
+    "header flood": probe_header_flood,
+    "url flood": probe_url_flood,
+    "idle connections": probe_idle_connections,
+    "json fields": probe_json_fields,
+    "oversized responses": probe_oversized_responses,
+    "cancelled streams": probe_cancelled_streams,
+    "idle streams": probe_idle_streams,
+    "worker readiness": probe_worker_readiness,
 }
 MEMORY_PROBES = {"storm", "http storm", "big requests", "unread streams"}

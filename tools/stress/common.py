@@ -41,10 +41,22 @@ class Scale:
     unread_streams: int
     sigterm_clients: int
     fuzz_cases: int
+    idle_streams: int = 10_000  # opened and closed without a message
+    idle_wait_s: float = 30.0  # after them, until RSS is read
+    worker_kills: int = 3  # SIGKILLs of a worker under --workers 2
+    flood_seconds: float = 20.0  # the HTTP URL flood
+    idle_connections: int = 1_100  # HTTP connections that each send one request line
+    cancelled_streams: int = 2_000  # EncodeStreams cancelled while the server waits for more
 
 
-FULL = Scale(256, 20.0, 256, 64, 3, 16, 100_000)
-QUICK = Scale(64, 4.0, 64, 16, 2, 8, 3_000)
+FULL = Scale(
+    256, 20.0, 256, 64, 3, 16, 100_000, idle_streams=10_000, idle_wait_s=30.0, worker_kills=3,
+    flood_seconds=20.0, idle_connections=1_100, cancelled_streams=2_000,
+)  # fmt: skip
+QUICK = Scale(
+    64, 4.0, 64, 16, 2, 8, 3_000, idle_streams=2_000, idle_wait_s=10.0, worker_kills=1,
+    flood_seconds=5.0, idle_connections=1_100, cancelled_streams=400,
+)  # fmt: skip
 
 
 @dataclass
@@ -63,13 +75,15 @@ class Server:
     """encoder-serve as a subprocess (torch not importable), with RSS read from /proc; with
     ``http``, the OpenAI-compatible API too, at ``self.http`` (http://host:port)."""
 
-    def __init__(self, bundle: Path, cache: Path, *flags: str, http: bool = False) -> None:
+    def __init__(
+        self, bundle: Path, cache: Path, *flags: str, http: bool = False, nofile: int | None = None
+    ) -> None:
         if http:
             port_file = Path(tempfile.mkdtemp(prefix="encoder-http-")) / "port"
             flags = (*flags, "--http-listen", "127.0.0.1:0", "--http-port-file", str(port_file))
         self.proc = ServerProcess(
             "--bundle", str(bundle), "--listen", "127.0.0.1:0", "--jieba-cache-dir", str(cache),
-            *flags, cpus=SERVER_CPUS, python=SERVER_PYTHON,
+            *flags, cpus=SERVER_CPUS, python=SERVER_PYTHON, nofile=nofile,
         )  # fmt: skip
         self.target = f"127.0.0.1:{self.proc.port()}"
         wait_health(self.target, "SERVING")
@@ -157,3 +171,15 @@ def reference_vector(target: str) -> np.ndarray:
 async def _never():
     await asyncio.sleep(3600)
     yield pb.EncodeRequest()
+
+
+def log_errors(log: str) -> dict[str, int]:
+    """ERROR lines and tracebacks in a server's log."""
+    return {
+        "error_lines": sum(" ERROR " in x for x in log.splitlines()),
+        "tracebacks": log.count("Traceback"),
+    }
+
+
+def clean_log(m: dict) -> dict:
+    return {"no ERROR": (m["error_lines"], "==", 0), "no traceback": (m["tracebacks"], "==", 0)}

@@ -20,6 +20,7 @@ from zh_rnn_encoder.proto_convert import (
     to_numpy,
     truncation_of,
 )
+from zh_rnn_encoder.runtime.admission import ResponseSize, response_bytes
 from zh_rnn_encoder.runtime.document import DocumentEncoding
 from zh_rnn_encoder.runtime.state import EncoderState
 from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
@@ -90,6 +91,13 @@ def fill_state(m: pb.State, s: EncoderState) -> None:
         fill_tensor(m.c, s.c)
     m.token_sum.extend(s.token_sum.tolist())
     fill_tensor(m.token_max, s.token_max)
+
+
+def response_size(request_id: str) -> ResponseSize:
+    """The upper bound of an EncodeResponse's bytes (runtime/admission.py), with the request_id
+    it echoes: the tag and length of a string take at most 6 bytes."""
+    echoed = len(request_id.encode("utf-8")) + 6
+    return lambda shape: response_bytes(shape) + echoed
 
 
 def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:

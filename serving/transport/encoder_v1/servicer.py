@@ -17,7 +17,16 @@ from zh_rnn_encoder.runtime.admission import Admission, Budget
 from zh_rnn_encoder.transport.encoder_v1 import convert
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
-from zh_rnn_encoder.transport.rpc import Context, Unparsed, check_parsed, lenient, status_of, unary
+from zh_rnn_encoder.transport.rpc import (
+    Context,
+    Unparsed,
+    check_parsed,
+    lenient,
+    sent_as_is,
+    status_of,
+    unary,
+    wire,
+)
 from zh_rnn_encoder.transport.serving_state import ServingState
 
 log = logging.getLogger("encoder")
@@ -42,21 +51,24 @@ class EncoderServicer:
         )
 
     @unary
-    async def Encode(self, r: pb.EncodeRequest, context: Context) -> pb.EncodeResponse:
+    async def Encode(self, r: pb.EncodeRequest, context: Context) -> bytes:
+        """The response as wire bytes (rpc.wire): every response's exact size is checked."""
         arrived = time.perf_counter()
         encoder = self.state.require_encoder()
         options, states = convert.options_of(r), convert.states_of(r)
+        size = convert.response_size(r.request_id)
         with await encoder.admit(r.texts, options, initial_states=states) as admitted:  # or shed
-            result = await encoder.encode_admitted(admitted)
+            result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
-            return convert.encode_response(result, r.request_id, arrived)
+            response = convert.encode_response(result, r.request_id, arrived)
+            return wire(response, encoder.limits.max_message_bytes)
 
     async def _stream_item(
         self, request: pb.EncodeRequest | Unparsed, stream: Budget
-    ) -> tuple[pb.EncodeResponse, Admission]:
+    ) -> tuple[bytes, Admission]:
         """One request of a stream: waits for its share of the stream's and the server's budget
-        (so an unread stream stops being read); returns the response and the Admission, held
-        until the response is written."""
+        (so an unread stream stops being read); returns the response's wire bytes and the
+        Admission, held until the response is written."""
         arrived = time.perf_counter()
         r = check_parsed(request)
         encoder = self.state.require_encoder()
@@ -65,9 +77,10 @@ class EncoderServicer:
             r.texts, options, wait=True, initial_states=states, stream=stream
         )
         try:
-            result = await encoder.encode_admitted(admitted)
+            result = await encoder.encode_admitted(admitted, convert.response_size(r.request_id))
             self.metrics.observe(result)
-            return convert.encode_response(result, r.request_id, arrived), admitted
+            response = convert.encode_response(result, r.request_id, arrived)
+            return wire(response, encoder.limits.max_message_bytes), admitted
         except BaseException:
             admitted.release()
             raise
@@ -84,9 +97,7 @@ class EncoderServicer:
             code, message = status_of(e)
             self.metrics.record("EncodeStream", code.name)
             await context.abort(code, message)
-        window: asyncio.Queue[asyncio.Future[tuple[pb.EncodeResponse, Admission]] | None] = (
-            asyncio.Queue()
-        )
+        window: asyncio.Queue[asyncio.Future[tuple[bytes, Admission]] | None] = asyncio.Queue()
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
         async def read() -> bool:
@@ -94,12 +105,12 @@ class EncoderServicer:
             finished sending."""
             it = requests.__aiter__()
             closed = asyncio.ensure_future(self.state.closed_event.wait())
+            nxt: asyncio.Future[pb.EncodeRequest | Unparsed] | None = None
             try:
                 while True:
                     nxt = asyncio.ensure_future(it.__anext__())
                     await asyncio.wait({nxt, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    if not nxt.done():
-                        nxt.cancel()
+                    if not nxt.done():  # draining: the finally cancels the read
                         return True
                     try:
                         r = nxt.result()
@@ -109,6 +120,8 @@ class EncoderServicer:
                     window.put_nowait(asyncio.ensure_future(self._stream_item(r, stream)))
             finally:
                 closed.cancel()
+                if nxt is not None:  # a read pending when the call ends (cancelled) ends too
+                    _settle(nxt)
                 window.put_nowait(None)  # the consumer never waits on a reader that is gone
 
         reader = asyncio.ensure_future(read())
@@ -140,7 +153,7 @@ class EncoderServicer:
                     "replica",
                 )
         finally:
-            reader.cancel()
+            _settle(reader)
             while not window.empty():
                 if (t := window.get_nowait()) is not None:
                     _cancel_or_release(t)
@@ -148,7 +161,7 @@ class EncoderServicer:
     @unary
     async def EncodeDocument(
         self, pieces: AsyncIterator[pb.DocumentPiece | Unparsed], context: Context
-    ) -> pb.DocumentEncoding:
+    ) -> bytes:
         """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
         as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
         encoder = self.state.require_encoder()
@@ -173,19 +186,31 @@ class EncoderServicer:
                 f"document_deadline_s={self.document_deadline_s:g} exceeded"
             ) from None
         self.metrics.encoded(1, doc.tokens)
-        return convert.document_response(doc, first.request_id)
+        response = convert.document_response(doc, first.request_id)
+        return wire(response, encoder.limits.max_message_bytes)
 
     @unary
-    async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
-        async with self.state.require_encoder().tokenized(list(r.texts)) as out:
-            return convert.tokenize_response(out)
+    async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> bytes:
+        encoder = self.state.require_encoder()
+        async with encoder.tokenized(list(r.texts)) as out:
+            return wire(convert.tokenize_response(out), encoder.limits.max_message_bytes)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
         return convert.model_info(self.state.require_encoder().info)
 
 
-def _cancel_or_release(task: asyncio.Future[tuple[pb.EncodeResponse, Admission]]) -> None:
+def _settle(task: asyncio.Future[Any]) -> None:
+    """A task no one will await: cancelled if pending; if done, its exception marked retrieved,
+    so that asyncio logs no "Task exception was never retrieved" ERROR for a call that ended
+    (a read that ends with StopAsyncIteration once the client cancels, for one)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()  # marks it retrieved
+
+
+def _cancel_or_release(task: asyncio.Future[tuple[bytes, Admission]]) -> None:
     """A request the consumer will never send: cancel it, or release what a finished one holds."""
     if not task.done():
         task.cancel()
@@ -195,24 +220,25 @@ def _cancel_or_release(task: asyncio.Future[tuple[pb.EncodeResponse, Admission]]
 
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
     """Like the generated add_EncoderServicer_to_server, with lenient request parsing; Encode
-    and Tokenize also shed by size before parsing."""
+    and Tokenize also shed by size before parsing. Every method but GetModelInfo answers wire
+    bytes (rpc.wire), sent as they are."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
     shed = functools.partial(shed_by_size, servicer.state)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Encode": grpc.unary_unary_rpc_method_handler(
-            servicer.Encode, lenient(pb.EncodeRequest, shed), ser
+            servicer.Encode, lenient(pb.EncodeRequest, shed), sent_as_is
         ),
         "EncodeStream": grpc.stream_stream_rpc_method_handler(
-            servicer.EncodeStream, lenient(pb.EncodeRequest), ser
+            servicer.EncodeStream, lenient(pb.EncodeRequest), sent_as_is
         ),
         "Tokenize": grpc.unary_unary_rpc_method_handler(
-            servicer.Tokenize, lenient(pb.TokenizeRequest, shed), ser
+            servicer.Tokenize, lenient(pb.TokenizeRequest, shed), sent_as_is
         ),
         "GetModelInfo": grpc.unary_unary_rpc_method_handler(
             servicer.GetModelInfo, lenient(pb.GetModelInfoRequest), ser
         ),
         "EncodeDocument": grpc.stream_unary_rpc_method_handler(
-            servicer.EncodeDocument, lenient(pb.DocumentPiece), ser
+            servicer.EncodeDocument, lenient(pb.DocumentPiece), sent_as_is
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -15,6 +15,7 @@ import numpy as np
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
+from zh_rnn_encoder.runtime.admission import ResponseShape, ResponseSize
 from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo
 from zh_rnn_encoder.transport.options import OPTIONS
 from zh_rnn_encoder.transport.serving_state import Served
@@ -35,6 +36,12 @@ PARAMETERS = {name: _PARAM_FIELD[t] for name, t in OPTIONS.items()}
 # Scheduling hints of Triton's clients that mean nothing here; accepted and ignored.
 IGNORED_PARAMETERS = frozenset({"priority", "timeout"})
 _LEN = struct.Struct("<I")
+_ITEM_BYTES = {name: 4 if t == "FP32" else 8 for name, t in _DATATYPE.items()}
+# An output in a response, besides its values: its InferOutputTensor (name, datatype, a shape of
+# up to 3 dimensions) and the framing of its raw contents (<= 64).
+OUTPUT_BYTES = 96
+# A response's own fields, besides the model's name and the id it echoes: version, framing.
+RESPONSE_BYTES = 32
 
 
 def texts_of(r: pb.ModelInferRequest) -> list[str]:
@@ -124,6 +131,24 @@ def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
             )
         kw[name] = getattr(p, field)
     return EncodeOptions(**kw)
+
+
+def response_size(outputs: list[str], served: Served, request_id: str) -> ResponseSize:
+    """The upper bound of a ModelInferResponse's bytes with these outputs: padded to the longest
+    text, ``token_vectors`` and ``ids`` can be far larger than the tokens they hold."""
+    fixed = RESPONSE_BYTES + len(served.name.encode()) + len(request_id.encode())
+
+    def size(shape: ResponseShape) -> int:
+        n, width = len(shape.tokens), max(shape.tokens, default=0)
+        values = {
+            SENTENCE_VECTOR: n * shape.dim,
+            TOKEN_VECTORS: n * width * shape.dim,
+            TOKEN_LENGTHS: n,
+            IDS: n * width,
+        }
+        return fixed + sum(OUTPUT_BYTES + values[o] * _ITEM_BYTES[o] for o in outputs)
+
+    return size
 
 
 def infer_response(

@@ -12,6 +12,7 @@ import time
 
 from zh_rnn_encoder.core.errors import ErrorKind
 from zh_rnn_encoder.core.manifest import to_json
+from zh_rnn_encoder.transport import logs
 from zh_rnn_encoder.transport.gate import refusal, shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.openai.convert import (
@@ -21,6 +22,7 @@ from zh_rnn_encoder.transport.openai.convert import (
     json_reply,
     parse_request,
     response,
+    response_size,
 )
 from zh_rnn_encoder.transport.security import UNAUTHENTICATED, bearer_ok
 from zh_rnn_encoder.transport.serving_state import Served, ServingState
@@ -52,7 +54,9 @@ class OpenAIApi:
         self.keys, self.metrics = keys, metrics
 
     def _record(self, method: str, reply: Reply, started: float | None = None) -> Reply:
-        self.metrics.record(method, _LABEL.get(reply.status, "UNKNOWN"), started)
+        status = _LABEL.get(reply.status, "UNKNOWN")
+        self.metrics.record(method, status, started)
+        logs.done(method, status, started)
         return reply
 
     def on_headers(
@@ -100,6 +104,7 @@ class OpenAIApi:
         if path.startswith(MODELS):
             return self._models(path)
         t0 = time.perf_counter()
+        logs.begin("Embeddings")  # on every record logged while it runs
         try:
             reply = await self._embeddings(body)
         except Exception as e:  # mapped by the one status table; unknown ones logged there
@@ -133,9 +138,14 @@ class OpenAIApi:
         return json_reply(200, self._model_object())
 
     async def _embeddings(self, body: bytes) -> Reply:
+        """Its response's size is checked before the graph runs (an upper bound) and once it is
+        written (exact): over max_message_bytes, 413 naming it, as gRPC's INVALID_ARGUMENT."""
         encoder = self.state.require_encoder()
         texts, options, fmt = parse_request(body, self.served, encoder.output_dim)
         with await encoder.admit(texts, options) as admitted:  # or shed
-            result = await encoder.encode_admitted(admitted)
+            size = response_size(self.served.name, fmt)
+            result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
-            return json_reply(200, response(result, self.served.name, fmt))
+            reply = json_reply(200, response(result, self.served.name, fmt))
+            encoder.limits.check_response(len(reply.body))
+            return reply

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
+from zh_rnn_encoder.runtime.admission import ResponseShape, ResponseSize
 from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.options import OPTIONS
 from zh_rnn_encoder.transport.serving_state import Served
@@ -18,6 +19,17 @@ from zh_rnn_encoder.transport.status import STATUS, classify
 
 # Our encoding options, accepted beside OpenAI's fields (openai's extra_body sends them).
 ACCEPTED = ("input", "model", "encoding_format", "dimensions", "user", *OPTIONS)
+# The JSON type of every field but input (a string or a list of strings): null means absent,
+# except for model, which is required. Python's bool is an int: a JSON true is no integer here.
+TYPES: dict[str, type] = {"model": str, "encoding_format": str, "dimensions": int, "user": str}
+TYPES |= OPTIONS
+_JSON_TYPE = {str: "a string", int: "an integer", bool: "true or false"}
+SHOWN_CHARS = 40
+# A float32 as orjson writes it, and its comma: at most 9 digits, a sign, "0.00000" before
+# them ("-0.0000030996646": 16 characters, the longest of 1.7 million drawn at every exponent).
+FLOAT_CHARS = 18
+# An embedding object besides its vector; the response's other fields besides the model's name.
+EMBEDDING_BYTES, RESPONSE_BYTES = 64, 128
 RETRY_AFTER_S = "1"
 _FIELD = re.compile(r"([a-z_]+)(?:\[\d+\])?: ")
 _TYPE = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
@@ -69,6 +81,8 @@ def _param_of(message: str) -> str | None:
 
 
 def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], EncodeOptions, str]:
+    """The texts, options and encoding format of a request body; InvalidInput naming the field
+    (OpenAI's ``param``) for anything else, a wrong JSON type included."""
     try:
         r = orjson.loads(body)
     except orjson.JSONDecodeError as e:  # invalid UTF-8 and lone surrogates too
@@ -77,8 +91,10 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
         raise InvalidInput("request body: expected a JSON object")
     if unknown := sorted(set(r) - set(ACCEPTED)):
         raise InvalidInput(f"unrecognized request argument(s): {unknown}; accepted: {ACCEPTED}")
-    if "model" not in r:
+    if r.get("model") is None:
         raise InvalidInput("model: required")
+    for name, kind in TYPES.items():
+        _check_type(name, r.get(name), kind)
     served.check(r["model"], "")
     texts = r.get("input")
     if isinstance(texts, str):
@@ -88,15 +104,41 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
             "input: expected a string or a list of strings (token arrays are not accepted: "
             "this model tokenizes with jieba)"
         )
-    fmt = r.get("encoding_format") or "float"
+    fmt = r.get("encoding_format")
+    fmt = "float" if fmt is None else fmt
     if fmt not in ("float", "base64"):
-        raise InvalidInput(f"encoding_format: expected 'float' or 'base64', got {fmt!r}")
-    if "dimensions" in r and r["dimensions"] != dim:
-        raise InvalidInput(f"dimensions: this model's vectors have {dim}, got {r['dimensions']!r}")
-    if r.get("normalize") is not None and not isinstance(r["normalize"], bool):
-        raise InvalidInput(f"normalize: expected true or false, got {r['normalize']!r}")
-    kw = {k: r[k] for k in OPTIONS if k in r}  # pooling, normalize absent or null: the model's
+        raise InvalidInput(f"encoding_format: expected 'float' or 'base64', got {_shown(fmt)}")
+    if r.get("dimensions") not in (None, dim):
+        raise InvalidInput(f"dimensions: this model's vectors have {dim}, got {r['dimensions']}")
+    # pooling, normalize absent or null: the model's; truncation, max_tokens: the defaults
+    kw = {k: r[k] for k in OPTIONS if r.get(k) is not None}
     return texts, EncodeOptions(**kw), fmt
+
+
+def _check_type(name: str, value: object, kind: type) -> None:
+    """InvalidInput naming the field unless ``value`` is null or of JSON type ``kind`` (a
+    JSON true is no integer here, though Python's bool is an int)."""
+    if value is None or (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
+        return
+    raise InvalidInput(f"{name}: expected {_JSON_TYPE[kind]}, got {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """A JSON value for an error message, cut short: a message never echoes a whole body."""
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def response_size(model: str, fmt: str) -> ResponseSize:
+    """The upper bound of a response's JSON bytes: with ``fmt``, each vector's values as decimal
+    text or as base64."""
+    fixed = RESPONSE_BYTES + len(orjson.dumps(model))
+
+    def size(shape: ResponseShape) -> int:
+        per_vector = 4 * -(-4 * shape.dim // 3) if fmt == "base64" else shape.dim * FLOAT_CHARS
+        return fixed + len(shape.tokens) * (EMBEDDING_BYTES + per_vector)
+
+    return size
 
 
 def response(res: EncodeResult, model: str, fmt: str) -> dict[str, object]:

@@ -2,7 +2,8 @@
 (httptools), in the event loop that runs gRPC, so both share one Encoder and batcher.
 
 uvicorn was chosen over aiohttp by measurement (docs/protocols.md; `make bench` runs the
-runner-up, bench/http_aiohttp.py, beside it). It is imported only when --http-listen is set
+runner-up, bench/http_aiohttp.py, beside it). Its accept loop is a capped Listener and its
+protocol a BoundedProtocol (limits and timeouts). It is imported only when --http-listen is set
 (the `http` extra).
 """
 
@@ -10,16 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypedDict
 
 import uvicorn
 
+from zh_rnn_encoder.transport.config import ServerConfig
+from zh_rnn_encoder.transport.fdlimit import connection_cap, soft_limit
+from zh_rnn_encoder.transport.listener import Listener
 from zh_rnn_encoder.transport.openai.api import OpenAIApi
 from zh_rnn_encoder.transport.openai.convert import Reply
+from zh_rnn_encoder.transport.openai.http_protocol import BoundedProtocol, HttpLimits
+
+log = logging.getLogger("encoder")
 
 # ASGI's scope, receive and send (asgiref's typing, loosely)
 Scope = dict[str, Any]
@@ -53,10 +62,38 @@ def bind(listen: str, reuse_port: bool) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, limits: HttpLimits) -> None:
+        super().__init__(config)
+        self.limits = limits
+        self.listener: Listener | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """The encoder's SIGTERM drain stays in charge: uvicorn installs no signal handlers."""
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup for the one socket HttpServer passes, with its accept loop replaced by
+        a capped Listener and each connection served by a BoundedProtocol."""
+        assert sockets, "HttpServer passes its bound socket"
+        await self.lifespan.startup()
+        config, limits, state = self.config, self.limits, self.server_state
+
+        def protocol(release: Callable[[], None]) -> BoundedProtocol:
+            return BoundedProtocol(config, state, self.lifespan.state, limits, release)
+
+        self.listener = Listener(
+            sockets[0],
+            protocol,
+            limits.max_connections,
+            "HTTP port",
+            tls=config.ssl,
+            handshake_s=limits.header_timeout_s,
+            backlog=config.backlog,
+        )
+        # uvicorn's shutdown calls close() and wait_closed(), which Listener has
+        self.servers = [self.listener]  # type: ignore[list-item]
+        self.started = True
 
 
 class HttpServer:
@@ -68,8 +105,14 @@ class HttpServer:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         tls_client_ca: Path | None = None,
+        limits: HttpLimits | None = None,
+        fd_reserve: int = ServerConfig.fd_reserve,
     ) -> None:
         self.api = api
+        self.app: Callable[[Scope, Receive, Send], Awaitable[None]] = self.asgi  # tracing wraps it
+        self.limits = limits or HttpLimits.of(ServerConfig)
+        self.fd_reserve = fd_reserve
+        self.max_connections = 0  # the cap in force, once started
         self._tls: _Tls = {}
         if tls_cert:
             self._tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
@@ -84,18 +127,32 @@ class HttpServer:
     async def start(self, listen: str, reuse_port: bool = False) -> int:
         """Listens on ``listen``; returns the bound port."""
         sock = bind(listen, reuse_port)
+        limits = self.limits
+        cap = connection_cap(limits.max_connections, self.fd_reserve)
+        if cap < limits.max_connections:
+            log.warning(
+                "the open-files limit (%d) leaves room for %d HTTP connections, fewer than "
+                "--http-max-connections %d, with --fd-reserve %d kept free for gRPC and files; "
+                "raise the hard limit (ulimit -Hn, LimitNOFILE) for more",
+                soft_limit(), cap, limits.max_connections, self.fd_reserve,
+            )  # fmt: skip
+        self.max_connections = cap
         config = uvicorn.Config(
-            self.asgi,
+            self.app,
             interface="asgi3",
-            http="httptools",
+            http=BoundedProtocol,
+            ws="none",
             lifespan="off",
+            # uvicorn annotates it int; it is a timeout (loop.call_later), and a float one works
+            timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
             access_log=False,
             proxy_headers=False,
             server_header=False,
             log_level="warning",
+            log_config=None,  # uvicorn's loggers go through the server's handler (logs.py)
             **self._tls,
         )
-        self._server = _Server(config)
+        self._server = _Server(config, replace(limits, max_connections=cap))
         self._task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():  # e.g. a TLS file it cannot read
@@ -131,6 +188,8 @@ class HttpServer:
             size, more = 0, True
             while more:  # chunked bodies are capped too
                 msg = await receive()
+                if msg["type"] == "http.disconnect":  # gone, or refused by a timeout
+                    return
                 chunk = msg.get("body", b"")
                 size += len(chunk)
                 if size > api.max_body_bytes:
