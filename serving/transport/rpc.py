@@ -77,7 +77,7 @@ def check_parsed(request: Q | Unparsed) -> Q:
     return request
 
 
-def wire(message: Message, max_message_bytes: int) -> bytes:
+def serialize_checked(message: Message, max_message_bytes: int) -> bytes:
     """A response, serialized by its handler (its method's serializer is ``sent_as_is``) so that
     its exact size is checked once it is known: over the limit it is LimitExceeded naming
     max_message_bytes (INVALID_ARGUMENT), where gRPC's own check would answer

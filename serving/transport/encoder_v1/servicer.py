@@ -23,9 +23,9 @@ from zh_rnn_encoder.transport.rpc import (
     check_parsed,
     lenient,
     sent_as_is,
+    serialize_checked,
     status_of,
     unary,
-    wire,
 )
 from zh_rnn_encoder.transport.serving_state import ServingState
 
@@ -52,7 +52,7 @@ class EncoderServicer:
 
     @unary
     async def Encode(self, r: pb.EncodeRequest, context: Context) -> bytes:
-        """The response as wire bytes (rpc.wire): every response's exact size is checked."""
+        """The response serialized here (rpc.serialize_checked): its exact size is checked."""
         arrived = time.perf_counter()
         encoder = self.state.require_encoder()
         options, states = convert.options_of(r), convert.states_of(r)
@@ -61,7 +61,7 @@ class EncoderServicer:
             result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
             response = convert.encode_response(result, r.request_id, arrived)
-            return wire(response, encoder.limits.max_message_bytes)
+            return serialize_checked(response, encoder.limits.max_message_bytes)
 
     async def _stream_item(
         self, request: pb.EncodeRequest | Unparsed, stream: Budget
@@ -80,7 +80,7 @@ class EncoderServicer:
             result = await encoder.encode_admitted(admitted, convert.response_size(r.request_id))
             self.metrics.observe(result)
             response = convert.encode_response(result, r.request_id, arrived)
-            return wire(response, encoder.limits.max_message_bytes), admitted
+            return serialize_checked(response, encoder.limits.max_message_bytes), admitted
         except BaseException:
             admitted.release()
             raise
@@ -187,13 +187,14 @@ class EncoderServicer:
             ) from None
         self.metrics.encoded(1, doc.tokens)
         response = convert.document_response(doc, first.request_id)
-        return wire(response, encoder.limits.max_message_bytes)
+        return serialize_checked(response, encoder.limits.max_message_bytes)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> bytes:
         encoder = self.state.require_encoder()
         async with encoder.tokenized(list(r.texts)) as out:
-            return wire(convert.tokenize_response(out), encoder.limits.max_message_bytes)
+            response = convert.tokenize_response(out)
+            return serialize_checked(response, encoder.limits.max_message_bytes)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
@@ -221,7 +222,7 @@ def _cancel_or_release(task: asyncio.Future[tuple[bytes, Admission]]) -> None:
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
     """Like the generated add_EncoderServicer_to_server, with lenient request parsing; Encode
     and Tokenize also shed by size before parsing. Every method but GetModelInfo answers wire
-    bytes (rpc.wire), sent as they are."""
+    bytes (rpc.serialize_checked), sent as they are."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
     shed = functools.partial(shed_by_size, servicer.state)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {

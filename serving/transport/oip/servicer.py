@@ -12,7 +12,7 @@ from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.oip import convert
-from zh_rnn_encoder.transport.rpc import Context, lenient, sent_as_is, unary, wire
+from zh_rnn_encoder.transport.rpc import Context, lenient, sent_as_is, serialize_checked, unary
 from zh_rnn_encoder.transport.serving_state import Served, ServingState
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -55,8 +55,8 @@ class InferenceServicer:
 
     @unary
     async def ModelInfer(self, r: pb.ModelInferRequest, context: Context) -> bytes:
-        """The response as wire bytes (rpc.wire): its exact size is checked, and its padded
-        outputs' size before the graph runs (convert.response_size)."""
+        """The response serialized here (rpc.serialize_checked), so that its exact size is checked;
+        its padded outputs' size is checked before the graph runs (convert.response_size)."""
         self.served.check(r.model_name, r.model_version)
         encoder = self.state.require_encoder()
         outputs = convert.requested_outputs(r)
@@ -67,12 +67,12 @@ class InferenceServicer:
             self.metrics.observe(result)
             pad_id = encoder.bundle.vocab.pad_id
             response = convert.infer_response(result, outputs, self.served, r.id, pad_id)
-            return wire(response, encoder.limits.max_message_bytes)
+            return serialize_checked(response, encoder.limits.max_message_bytes)
 
 
 def add_to_server(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
     """Every method with lenient parsing; ModelInfer also sheds by size before parsing, and
-    answers wire bytes (rpc.wire), sent as they are."""
+    answers wire bytes (rpc.serialize_checked), sent as they are."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
     shed = functools.partial(shed_by_size, servicer.state)
     requests = {
