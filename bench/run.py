@@ -1,9 +1,10 @@
 """`make bench`: our server against baselines measured in the same run, reported as ratios.
 
 Baselines: (1) an empty RPC (grpc.health Check) on the same server stack; (2) the tokenizer alone;
-(3) the in-process Encoder (tokenize, onnxruntime, pooling; no gRPC); (4) eager PyTorch of the
-same checkpoint behind the same gRPC server; (5) the graph alone, onnxruntime vs eager, for rnn,
-lstm and gru. Then the protocols on one server, and document streaming by size (bench/document).
+(3) the in-process Encoder (tokenize, onnxruntime, pooling; no gRPC), also against the sum of
+its parts (bench/parts.py); (4) eager PyTorch of the same checkpoint behind the same gRPC server;
+(5) the graph alone, onnxruntime vs eager, for rnn, lstm and gru. Then the protocols on one
+server, and document streaming by size (bench/document).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from bench import document
 from bench.loadgen import load_texts
+from bench.parts import encode_vs_parts
 from bench.report import chart, markdown, targets
 from zh_rnn_encoder import Encoder
 from zh_rnn_encoder.client import wait_until_serving
@@ -298,6 +300,8 @@ def main() -> int:
         "pipeline_1": pipeline_in_process(bundle, texts, 1, threads, seconds),
         "pipeline_32": pipeline_in_process(bundle, texts, 32, threads, seconds),
     }
+    enc = Encoder.from_bundle(bundle, threads=threads, jieba_cache_dir=CACHE)
+    res["encode_parts"] = [encode_vs_parts(enc, texts, n, seconds) for n in (1, 32)]
     res["graph"] = graph_only(["rnn", "lstm", "gru"], 1, seconds / 4 if a.quick else 1.0, tok)
     res["server_runs"], res["servers"] = [], {}
     serve = [sys.executable, "-m", "zh_rnn_encoder.transport.app", "--bundle", str(bundle)]

@@ -54,7 +54,9 @@ class Session:
         # Spinning workers burn the cores that the event loop and jieba need between runs.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Errors only: at every load onnxruntime warns that the optional initial state (an
-        # initializer a caller may override, by design) is not folded as a constant.
+        # initializer a caller may override, by design) is not folded as a constant. It costs
+        # nothing: the same graph with it as a constant runs no faster, per cell, at 1x20 to
+        # 8x512 (bench/state_inputs.py, docs/performance.md), so one graph serves both kinds.
         opts.log_severity_level = 3
         source = graph if isinstance(graph, bytes) else str(graph)
         device = Device(device)

@@ -22,6 +22,8 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     }
     assert all(t["value"] is not None for t in res["targets"])
     assert set(res["baselines"]) == {"tokenizer", "pipeline_1", "pipeline_32"}
+    assert [p["texts_per_call"] for p in res["encode_parts"]] == [1, 32]
+    assert all(0 < p["ratio"] < 2 for p in res["encode_parts"])
     assert [d["chars"] for d in res["document"]] == [1_000, 10_000]
     assert all(d["tokens"] > 0 and d["rss_peak_mb"] > 0 for d in res["document"])
     assert (tmp_path / "bench-quick.png").stat().st_size > 10_000

@@ -13,6 +13,7 @@ import torch
 from tests.support.samples import SMALL, TEXTS, TUTORIAL, TUTORIAL_TOKENS
 from zh_rnn_encoder import EncodeOptions, Encoder, Limits
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.core.errors import (
     BundleError,
     InvalidInput,
@@ -21,6 +22,7 @@ from zh_rnn_encoder.core.errors import (
     ProviderUnavailable,
 )
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
+from zh_rnn_encoder.runtime.pooling import pool_row
 from zh_rnn_encoder.runtime.session import open_session
 
 
@@ -192,3 +194,21 @@ def test_pad_and_plan_runs() -> None:
     assert sorted(i for r in runs for i in r) == [0, 1, 2, 3, 4]
     assert runs == [[1, 4], [2, 3], [0]]  # by length; 2 x 5 fits 10, 3 x 5 would not
     assert plan_runs([20], budget=4) == [[0]]  # a row over the budget still runs, alone
+    row = np.array([5, 6, 7], dtype=np.int32)
+    ids, lengths = pad([row], pad_id=0)  # one row: its own batch, a copy in int64
+    assert ids.tolist() == [[5, 6, 7]] and lengths.tolist() == [3]
+    assert ids.dtype == lengths.dtype == np.int64 and not np.shares_memory(ids, row)
+
+
+def test_pooling_is_numpys_mean_and_norm_to_the_bit() -> None:
+    """pool's shortcuts (runtime/pooling.py) give what ndarray.mean and np.linalg.norm give."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 50, 512):
+        states = np.tanh(rng.standard_normal((n, 64)) * 3).astype(np.float32)
+        final = states[-1]
+        mean = states.mean(axis=0, dtype=np.float32)
+        assert np.array_equal(pool_row(states, final, None, Pooling.MEAN, False), mean)
+        unit = pool_row(states, final, None, Pooling.MEAN, True)
+        assert np.array_equal(unit, mean / np.float32(np.linalg.norm(mean)))
+        last = pool_row(states, final, None, Pooling.LAST, False)
+        assert np.array_equal(last, final) and not np.shares_memory(last, states)
