@@ -23,12 +23,13 @@ from zh_rnn_encoder.core.manifest import (
     GoldenInfo,
     GraphInfo,
     Manifest,
+    Quantization,
     TokenizerConfig,
     VocabInfo,
     sha256_file,
 )
 from zh_rnn_encoder.core.tokenizer import Tokenizer
-from zh_rnn_encoder.export import onnx_export
+from zh_rnn_encoder.export import onnx_export, quantize
 from zh_rnn_encoder.export.card import manifest_text
 from zh_rnn_encoder.export.checkpoint import Checkpoint
 from zh_rnn_encoder.export.golden import write_golden
@@ -55,6 +56,7 @@ class ExportReport:
     parity_max_abs_err: float | None = None
     invariance_max_abs_err: float | None = None
     verify_s: float = 0.0
+    quantization: Quantization | None = None  # --quantize: the int8 graph against the float one
 
 
 def export_bundle(
@@ -64,19 +66,24 @@ def export_bundle(
     *,
     jieba_cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    quantized: str | None = None,
 ) -> ExportReport:
     """Write, verify and move into place; raises BundleError or VerificationError listing every
-    problem, and then nothing is left at ``out`` (an older bundle there is kept)."""
+    problem, and then nothing is left at ``out`` (an older bundle there is kept).
+
+    ``quantized`` ("int8" or "int8-weights", export/quantize.py) writes the quantized graph,
+    checked against the float graph (the one verified against eager PyTorch), with its own
+    goldens."""
     level, out = Verify(verify_level), Path(out)
     tmp = out.with_name(out.name + ".partial")
     t0 = time.perf_counter()
     try:
-        _write(ckpt, tmp, jieba_cache)
+        graph, q = _write(ckpt, tmp, jieba_cache, quantized, level)
         written = time.perf_counter()
         digest = sha256_file(tmp / contract.MANIFEST_FILE)
-        report = ExportReport(out, level, written - t0, digest)
+        report = ExportReport(out, level, written - t0, digest, quantization=q)
         if level is not Verify.NONE:
-            report = _verify(ckpt, tmp, level, jieba_cache, progress, report)
+            report = _verify(ckpt, tmp, graph, level, jieba_cache, progress, report)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     finally:
@@ -87,17 +94,17 @@ def export_bundle(
 def _verify(
     ckpt: Checkpoint,
     path: Path,
+    graph: onnx.ModelProto,
     level: Verify,
     jieba_cache: Path | None,
     progress: Callable[[str], None] | None,
     report: ExportReport,
 ) -> ExportReport:
-    """The runtime's own start-up checks, then parity against eager PyTorch on a grid."""
+    """The runtime's own start-up checks, then parity of the float graph against eager PyTorch
+    on a grid."""
     t0 = time.perf_counter()
     enc = Encoder.from_bundle(path, threads=1, jieba_cache_dir=jieba_cache)
-    parity = verify(
-        onnx.load(path / contract.GRAPH_FILE), ckpt.model, progress=progress, **GRIDS[level.value]
-    )
+    parity = verify(graph, ckpt.model, progress=progress, **GRIDS[level.value])
     return ExportReport(
         report.path,
         level,
@@ -108,10 +115,14 @@ def _verify(
         parity_max_abs_err=parity.max_abs_err,
         invariance_max_abs_err=parity.max_invariance_err,
         verify_s=time.perf_counter() - t0,
+        quantization=report.quantization,
     )
 
 
-def _write(ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None) -> None:
+def _write(
+    ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None, quantized: str | None, level: Verify
+) -> tuple[onnx.ModelProto, Quantization | None]:
+    """Writes the bundle's files; returns the float graph and, if quantized, how."""
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ckpt.vocab.save(tmp / contract.VOCAB_FILE)
@@ -121,13 +132,32 @@ def _write(ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None) -> None:
         user_dict_path.write_text(ckpt.user_dict or "", encoding="utf-8")
         tok = TokenizerConfig(tok.hmm, contract.USER_DICT_FILE, tok.whitespace, tok.jieba_version)
     graph = onnx_export.build_graph(ckpt.model, sha256_file(tmp / contract.VOCAB_FILE))
-    onnx.save(graph, tmp / contract.GRAPH_FILE)
-    write_golden(ckpt.model, Tokenizer(tok, user_dict_path, jieba_cache), ckpt.vocab, tmp)
-    manifest = _manifest(ckpt, tok, tmp)
+    served, q = graph, None
+    if quantized:
+        served, q = _quantize(graph, quantized, level)
+    onnx.save(served, tmp / contract.GRAPH_FILE)
+    own = served.SerializeToString() if q else None  # a quantized graph's goldens are its own
+    write_golden(ckpt.model, Tokenizer(tok, user_dict_path, jieba_cache), ckpt.vocab, tmp, own)
+    manifest = _manifest(ckpt, tok, tmp, q)
     (tmp / contract.MANIFEST_FILE).write_text(manifest_text(manifest), encoding="utf-8")
+    return graph, q
 
 
-def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manifest:
+def _quantize(
+    graph: onnx.ModelProto, name: str, level: Verify
+) -> tuple[onnx.ModelProto, Quantization]:
+    """The quantized graph, checked against the float one on the level's grid (quick for none)."""
+    q, opt = quantize.quantize_as(graph, name), quantize.OPTIONS[name]
+    grid = GRIDS[Verify.FULL.value if level is Verify.FULL else Verify.QUICK.value]
+    err, inv = quantize.check_against_float(
+        graph, q, opt.float_atol, opt.invariance_atol, grid["batches"], grid["seqs"]
+    )
+    return q, Quantization(name, opt.method, err, opt.float_atol, inv, opt.invariance_atol)
+
+
+def _manifest(
+    ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path, q: Quantization | None
+) -> Manifest:
     c, v = ckpt.model.config, ckpt.vocab
     files = sorted(p.name for p in bundle_dir.iterdir() if p.is_file())
     return Manifest(
@@ -142,9 +172,12 @@ def _manifest(ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path) -> Manif
             inputs=contract.input_specs(c),
             outputs=contract.output_specs(c),
             dynamic_axes=(contract.BATCH_AXIS, contract.SEQ_AXIS),
+            quantization=q,
         ),
-        golden=GoldenInfo(
-            contract.GOLDEN_TEXTS_FILE, contract.GOLDEN_ARRAYS_FILE, contract.GOLDEN_ATOL
+        golden=GoldenInfo(  # a graph that is not batch invariant varies in the padded batch
+            contract.GOLDEN_TEXTS_FILE,
+            contract.GOLDEN_ARRAYS_FILE,
+            max(contract.GOLDEN_ATOL, q.invariance_atol if q else 0.0),
         ),
         files={name: sha256_file(bundle_dir / name) for name in files},
         tools={**onnx_export.tool_versions(), "zh-rnn-encoder": __version__},

@@ -17,11 +17,11 @@ from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import load_bundle
 from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
 from zh_rnn_encoder.core.errors import BundleError
-from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
+from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig, sha256_file
 from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.core.vocab import Vocab
 from zh_rnn_encoder.export import checkpoint as ckpt_io
-from zh_rnn_encoder.export import triton
+from zh_rnn_encoder.export import onnx_export, quantize, triton
 from zh_rnn_encoder.export.bundle_writer import ExportReport, Verify, export_bundle
 from zh_rnn_encoder.export.card import read_quality, set_quality
 from zh_rnn_encoder.export.checkpoint import Checkpoint
@@ -82,14 +82,20 @@ def _level(a: argparse.Namespace) -> Verify:
     return Verify.QUICK if a.quick else Verify.FULL
 
 
-def _export(ckpt: Checkpoint, out: Path, level: Verify) -> None:
-    _log_report(export_bundle(ckpt, out, level, progress=log))
+def _export(ckpt: Checkpoint, out: Path, level: Verify, quantized: str | None = None) -> None:
+    _log_report(export_bundle(ckpt, out, level, progress=log, quantized=quantized))
 
 
 def _log_report(r: ExportReport) -> None:
     log(f"wrote {r.path} in {r.write_s:.1f}s; pin it with --expect-bundle-sha256 {r.bundle_sha256}")
     log(f"{r.path}: hashes, graph I/O and golden samples ok (max err {r.golden_max_abs_err:.2e})")
     _log_parity(r.parity_cases, r.verify_s, r.parity_max_abs_err, r.invariance_max_abs_err)
+    if q := r.quantization:
+        log(
+            f"{q.scheme} graph against the float graph: max abs err {q.float_max_abs_err:.2e} "
+            f"(<= {q.float_atol:g}), batch invariance {q.invariance_max_abs_err:.2e} "
+            f"(<= {q.invariance_atol:g}); its golden samples are its own outputs"
+        )
 
 
 def _log_parity(cases: int, seconds: float, err: float, invariance: float) -> None:
@@ -115,8 +121,21 @@ def _verify_bundle(path: Path, ckpt: Checkpoint | None, level: Verify) -> None:
         return
     t0 = time.perf_counter()
     graph = onnx.load(path / contract.GRAPH_FILE)
+    q = enc.bundle.manifest.graph.quantization
+    if q:  # the float graph from the checkpoint against eager, the bundle's against it
+        quantized = graph
+        graph = onnx_export.build_graph(ckpt.model, sha256_file(path / contract.VOCAB_FILE))
     r = verify(graph, ckpt.model, progress=log, **GRIDS[level.value])
     _log_parity(r.cases, time.perf_counter() - t0, r.max_abs_err, r.max_invariance_err)
+    if q:
+        grid = GRIDS[level.value]
+        err, inv = quantize.check_against_float(
+            graph, quantized, q.float_atol, q.invariance_atol, grid["batches"], grid["seqs"]
+        )
+        log(
+            f"{q.scheme} graph against the float graph: max abs err {err:.2e} "
+            f"(<= {q.float_atol:g}), batch invariance {inv:.2e} (<= {q.invariance_atol:g})"
+        )
 
 
 def cmd_vocab(a: argparse.Namespace) -> None:
@@ -130,7 +149,7 @@ def cmd_init(a: argparse.Namespace) -> None:
 
 
 def cmd_bundle(a: argparse.Namespace) -> None:
-    _export(ckpt_io.load(a.checkpoint), a.out, _level(a))
+    _export(ckpt_io.load(a.checkpoint), a.out, _level(a), a.quantize)
 
 
 def cmd_verify(a: argparse.Namespace) -> None:
@@ -248,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    p.add_argument(
+        "--quantize",
+        choices=sorted(quantize.OPTIONS),
+        help="serve an int8 graph made from the verified one: int8 (faster for rnn and lstm, "
+        "not batch invariant) or int8-weights (smaller only); docs/exporter.md",
+    )
     p.set_defaults(func=cmd_bundle)
     p = sub.add_parser("verify", help="check a bundle; with --checkpoint, parity against eager")
     p.add_argument("--bundle", type=Path, required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from zh_rnn_encoder.core.tokenizer import Tokenizer
 from zh_rnn_encoder.core.vocab import Vocab
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.runtime.padding import pad
+from zh_rnn_encoder.runtime.session import Session
 
 TUTORIAL_SENTENCE = "北京冬奥的进度条已经过半，不少外国运动员在完成自己的比赛后踏上归途。"
 
@@ -34,19 +36,27 @@ GOLDEN_TEXTS = (
 )
 
 
-def write_golden(model: TorchEncoder, tokenizer: Tokenizer, vocab: Vocab, out_dir: Path) -> None:
-    """Segment, look up and run each text alone through eager PyTorch; save texts and arrays."""
+def write_golden(
+    model: TorchEncoder,
+    tokenizer: Tokenizer,
+    vocab: Vocab,
+    out_dir: Path,
+    graph: bytes | None = None,
+) -> None:
+    """Segment, look up and run each text alone through eager PyTorch, or with ``graph`` through
+    that graph in onnxruntime (a quantized bundle's goldens are its own graph's); save texts and
+    arrays."""
     tokens = [tokenizer.tokenize(t) for t in GOLDEN_TEXTS]
     ids = [vocab.encode(toks) for toks in tokens]
     padded, lengths = pad(ids, vocab.pad_id)
     seq, dim = padded.shape[1], model.config.output_dim
     states = np.zeros((len(ids), seq, dim), dtype=np.float32)
     final = np.zeros((len(ids), dim), dtype=np.float32)
-    with torch.no_grad():
-        for i, row in enumerate(ids):
-            s, f = model(torch.from_numpy(row[None]), torch.tensor([len(row)]))
-            states[i, : len(row)] = s[0].numpy()
-            final[i] = f[0].numpy()
+    run = _eager(model) if graph is None else Session(graph).run
+    for i, row in enumerate(ids):
+        s, f = run(row[None], np.array([len(row)], np.int64))
+        states[i, : len(row)] = s[0]
+        final[i] = f[0]
     texts = {"texts": list(GOLDEN_TEXTS), "tokens": tokens, "ids": [r.tolist() for r in ids]}
     (out_dir / contract.GOLDEN_TEXTS_FILE).write_text(
         json.dumps(texts, ensure_ascii=False, indent=1), encoding="utf-8"
@@ -58,3 +68,12 @@ def write_golden(model: TorchEncoder, tokenizer: Tokenizer, vocab: Vocab, out_di
         states=states,
         final=final,
     )
+
+
+def _eager(model: TorchEncoder) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    def run(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.no_grad():
+            s, f = model(torch.from_numpy(ids), torch.from_numpy(lengths))
+        return s.numpy(), f.numpy()
+
+    return run

@@ -101,12 +101,27 @@ class VocabInfo:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """How model.onnx was made from the float graph that export verified against eager PyTorch
+    (encoder-export bundle --quantize): checked against that float graph at export, with golden
+    samples that are this graph's own outputs."""
+
+    scheme: str  # the --quantize value: "int8" or "int8-weights" (docs/exporter.md)
+    method: str  # what made it, in words
+    float_max_abs_err: float  # against the float graph on the verification grid
+    float_atol: float  # the bound that had to hold
+    invariance_max_abs_err: float  # a text alone against it in a padded batch
+    invariance_atol: float
+
+
+@dataclass(frozen=True)
 class GraphInfo:
     file: str
     opset: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     dynamic_axes: tuple[str, ...]
+    quantization: Quantization | None = None  # None: the float graph itself
 
 
 @dataclass(frozen=True)

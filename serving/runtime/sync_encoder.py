@@ -123,6 +123,7 @@ class SyncEncoder:
             golden_max_abs_err=self.golden_err,
             defaults=self.bundle.manifest.defaults,
             card=self.bundle.manifest.card,
+            quantization=self.bundle.manifest.graph.quantization,
         )
 
     def resolve(self, opt: EncodeOptions) -> EncodeOptions:

@@ -12,7 +12,13 @@ import numpy as np
 
 from zh_rnn_encoder.core.enums import Device, Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
-from zh_rnn_encoder.core.manifest import Defaults, ModelCard, ModelConfig, TokenizerConfig
+from zh_rnn_encoder.core.manifest import (
+    Defaults,
+    ModelCard,
+    ModelConfig,
+    Quantization,
+    TokenizerConfig,
+)
 from zh_rnn_encoder.runtime.cpus import available_cpus
 from zh_rnn_encoder.runtime.limits import Limits
 from zh_rnn_encoder.runtime.pooling import pool_row
@@ -146,3 +152,4 @@ class EncoderInfo:
     golden_max_abs_err: float
     defaults: Defaults  # what a request that names no pooling or normalisation gets
     card: ModelCard | None  # how the model was trained and how good it is; None: untrained
+    quantization: Quantization | None = None  # how model.onnx was quantized; None: float32
