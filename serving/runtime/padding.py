@@ -9,9 +9,6 @@ import numpy as np
 
 def pad(rows: Sequence[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """int64 rows -> ids int64 [B, longest] padded with ``pad_id``, lengths int64 [B]."""
-    if len(rows) == 1:  # nothing to pad: the row itself, as a batch of one (a copy, never a view)
-        r = np.array(rows[0], dtype=np.int64)
-        return r.reshape(1, len(r)), np.array([len(r)], dtype=np.int64)
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     ids = np.full((len(rows), int(lengths.max())), pad_id, dtype=np.int64)
     for j, r in enumerate(rows):

@@ -31,15 +31,13 @@ def pool(
         n = continued.tokens + states.shape[0]
         v = (continued.token_sum + states.sum(axis=0, dtype=np.float64)) / n
     elif mode is Pooling.MEAN:
-        # states.mean(axis=0) to the bit (the same float32 sum, then / n), without ndarray.mean's
-        # Python-level wrapper: a third of a short text's pooling (bench/parts.py)
-        v = np.add.reduce(states, axis=0) / states.shape[0]
+        v = states.mean(axis=0, dtype=np.float32)
     elif continued:
         v = np.maximum(continued.token_max, states.max(axis=0))
     else:
         v = states.max(axis=0)
     if normalize:
-        norm = float(np.sqrt(np.dot(v, v)))  # np.linalg.norm's own formula for a vector
+        norm = float(np.linalg.norm(v))
         v = v / norm if norm > 0 else v
     return np.asarray(v, dtype=np.float32)
 
@@ -52,5 +50,4 @@ def pool_row(
     normalize: bool,
 ) -> np.ndarray:
     """``pool`` for one row of a run: a copy, never a view that pins the run's outputs."""
-    v = pool(states, final, mode, normalize, prior)
-    return v if v.base is None else v.copy()  # a fresh array already, unless pool kept a view
+    return np.array(pool(states, final, mode, normalize, prior))
