@@ -35,9 +35,12 @@ DOCS_STAMP := $(VENV)/.docs-installed
 BUNDLE ?= bundles/default
 
 # The default model's recipe (docs/model-card.md says why each choice): encoder-train's flags.
-TRAIN_ARGS ?= --cell rnn --pooling mean --objective supervised+bow:0.3 --epochs 8 --patience 5 \
+# One thread: training is deterministic per thread count, so every machine trains the same bundle,
+# and other work on the cores cannot slow it tenfold (two OpenMP threads wait on a shared core).
+TRAIN_ARGS ?= --cell rnn --embedding-dim 256 --pooling mean \
+	--objective supervised+bow:0.3+distill:1 --teacher tfidf --epochs 8 --patience 5 \
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.2 \
-	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0
+	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0 --threads 1
 RUN := build/train/default
 
 .PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk bench-observability fuzz-tokenizer stress clean

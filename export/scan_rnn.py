@@ -21,7 +21,8 @@ from zh_rnn_encoder.export import graph_state
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.weights import layer_weights
 
-# Fold the embedding into the first projection while the table stays below this size.
+# Fold the embedding into the first projection while the table stays below this size, or is no
+# larger than the embedding it replaces (word vectors as wide as the hidden state).
 MAX_FOLDED_TABLE_BYTES = 64 << 20
 
 
@@ -55,7 +56,8 @@ def _step_body(hidden: int, nonlinearity: Nonlinearity) -> object:
 
 def fold_first_layer(model: TorchEncoder) -> bool:
     c = model.config
-    return c.vocab_size * c.directions * c.hidden_size * 4 <= MAX_FOLDED_TABLE_BYTES
+    folded = c.vocab_size * c.directions * c.hidden_size * 4
+    return folded <= max(MAX_FOLDED_TABLE_BYTES, c.vocab_size * c.embedding_dim * 4)
 
 
 def _mask_nodes(nodes: list, inits: list) -> None:

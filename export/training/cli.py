@@ -116,7 +116,7 @@ def _model(
         max(len(p.classes), 1),
         torch.from_numpy(idf_weights(p.survey, p.vocab)),
         Pooling.parse(a.pooling, "pooling"),
-        Regularisation(a.dropout, a.word_dropout, a.char_dropout),
+        Regularisation(a.dropout, a.word_dropout, a.char_dropout, a.crop),
         p.vocab.unk_id,
         bag,
         p.vocab.pad_id,
@@ -160,9 +160,14 @@ def cmd_train(a: argparse.Namespace) -> None:
     tok_config = base.tokenizer if base else _tokenizer_config(a)
     tok = Tokenizer(tok_config, a.user_dict)
     p = plan(a, tok, base)
-    if {"supervised", "supcon"} & set(terms) and not p.classes:
-        raise DataError("objectives 'supervised' and 'supcon' need labels: give --label-field")
+    if {"supervised", "supcon", "distill"} & set(terms) and not p.classes:
+        raise DataError("objectives 'supervised', 'supcon', 'distill' need labels: --label-field")
+    if ("distill" in terms) != bool(a.teacher):
+        raise DataError("objective 'distill' and --teacher go together: give both or neither")
+    if "distill" in terms and "supervised" not in terms:
+        raise DataError("objective 'distill' trains the supervised head: add 'supervised'")
     _start(a, p)
+    soft = _soft_labels(a, p, tok) if a.teacher else None
     encoder = base.model if base else init_model(model_config(a, len(p.vocab)), a.seed)
     if a.compose:
         encoder.embedding = Composed(encoder.embedding, p.vocab, a.seed)
@@ -179,16 +184,28 @@ def cmd_train(a: argparse.Namespace) -> None:
     sched = Schedule(
         a.epochs, a.patience, a.lr, a.weight_decay, a.clip, a.save_every, a.final_lr, steps
     )
-    trainer = _trainer(a, p, tok, model, sched, a.out, bar)
+    trainer = _trainer(a, p, tok, model, sched, a.out, bar, soft)
     progress = _run(a, trainer, bar, "")
     bar.close()
     _finish(a, p, trainer, terms, base)
     log(f"best epoch {progress.best_epoch} (validation score {progress.best:.4f})")
 
 
-def _trainer(a, p: Plan, tok: Tokenizer, model: TrainModel, sched: Schedule, out: Path, bar):
+def _soft_labels(a: argparse.Namespace, p: Plan, tok: Tokenizer) -> dict:
+    from zh_rnn_encoder.export.training import teacher
+
+    t0 = time.perf_counter()
+    labelled = lambda src: ((x.text, x.label) for x in src.examples() if x.label)  # noqa: E731
+    soft = teacher.soft_labels(labelled(p.train), labelled(p.valid), p.classes, tok, a.seed)
+    log(f"teacher {a.teacher}: {len(soft)} texts scored ({time.perf_counter() - t0:.1f}s)")
+    return soft
+
+
+def _trainer(
+    a, p: Plan, tok: Tokenizer, model: TrainModel, sched: Schedule, out: Path, bar, soft=None
+):
     mk = lambda src: Batches(  # noqa: E731
-        src, tok, p.vocab, p.classes, a.batch_size, a.max_tokens, a.buffer, a.seed
+        src, tok, p.vocab, p.classes, a.batch_size, a.max_tokens, a.buffer, a.seed, soft
     )
     on_step = lambda n, loss, tps: (  # noqa: E731
         bar.update(n),
@@ -289,7 +306,13 @@ def parser() -> argparse.ArgumentParser:
         "--objective",
         default="supervised+bow",
         help="terms joined by +, each with an optional :weight: "
-        "supervised, supcon, bow, contrastive",
+        "supervised, supcon, bow, contrastive, distill",
+    )
+    t.add_argument(
+        "--teacher",
+        choices=["tfidf"],
+        default=None,
+        help="for 'distill': TF-IDF + logistic regression, out of fold (needs the eval extra)",
     )
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument(
@@ -312,6 +335,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", type=float, default=1.0)
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--word-dropout", type=float, default=0.1)
+    t.add_argument(
+        "--crop",
+        type=float,
+        default=0.0,
+        help="share of training texts replaced by a random span of their tokens",
+    )
     t.add_argument(
         "--compose",
         action=argparse.BooleanOptionalAction,

@@ -85,6 +85,7 @@ class Batch:
     ids: np.ndarray  # int64 [B, S], padded with pad_id
     lengths: np.ndarray  # int64 [B]
     labels: np.ndarray  # int64 [B]; -1 where unlabelled
+    soft: np.ndarray | None = None  # float32 [B, classes] teacher log-probabilities; NaN: none
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -103,18 +104,20 @@ class Batches:
         max_tokens: int,
         buffer: int,
         seed: int,
+        soft: dict[str, np.ndarray] | None = None,
     ) -> None:
-        self.src, self.tok, self.vocab = src, tok, vocab
+        self.src, self.tok, self.vocab, self.soft = src, tok, vocab, soft
         self.class_id = {c: i for i, c in enumerate(classes)}
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.buffer, self.seed = max(buffer, batch_size), seed
 
     def epoch(self, e: int, shuffle: bool = True) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, e]) if shuffle else None
-        rows: list[tuple[np.ndarray, int]] = []
+        rows: list[tuple[np.ndarray, int, np.ndarray | None]] = []
         for ex in self.src.examples():
             ids = self.vocab.encode(self.tok.tokenize(ex.text)[: self.max_tokens])
-            rows.append((ids, self.class_id.get(ex.label, -1)))
+            soft = self.soft.get(ex.text) if self.soft is not None else None
+            rows.append((ids, self.class_id.get(ex.label, -1), soft))
             if len(rows) >= self.buffer:
                 yield from self._drain(rows, rng)
                 rows = []
@@ -135,9 +138,15 @@ class Batches:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         yield from batches
 
-    def _batch(self, rows: list[tuple[np.ndarray, int]]) -> Batch:
+    def _batch(self, rows: list[tuple[np.ndarray, int, np.ndarray | None]]) -> Batch:
         lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
         ids = np.full((len(rows), int(lengths.max())), self.vocab.pad_id, dtype=np.int64)
-        for j, (r, _) in enumerate(rows):
+        for j, (r, _, _) in enumerate(rows):
             ids[j, : len(r)] = r
-        return Batch(ids, lengths, np.array([r[1] for r in rows], dtype=np.int64))
+        soft = None
+        if self.soft is not None:
+            soft = np.full((len(rows), len(self.class_id)), np.nan, dtype=np.float32)
+            for j, (_, _, q) in enumerate(rows):
+                if q is not None:
+                    soft[j] = q
+        return Batch(ids, lengths, np.array([r[1] for r in rows], dtype=np.int64), soft)

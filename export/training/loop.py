@@ -171,9 +171,10 @@ class Trainer:
             self.p.bad_epochs += 1
 
 
-def _tensors(b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _tensors(b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     return (
         torch.from_numpy(b.ids),
         torch.from_numpy(np.ascontiguousarray(b.lengths)),
         torch.from_numpy(b.labels),
+        None if b.soft is None else torch.from_numpy(b.soft),
     )

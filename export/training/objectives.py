@@ -8,6 +8,9 @@ Terms, combined by summing (``supervised+bow``):
 - ``supcon``: supervised contrastive (Khosla et al.): in a batch, each text's vector is pulled
   towards the vectors of texts with its label and away from the others, by cosine; this shapes
   the neighbourhoods a search sees, which cross-entropy leaves alone.
+- ``distill``: the classifier's softened distribution against a teacher's (``--teacher``,
+  export/training/teacher.py): cross-entropy at temperature DISTILL_TEMPERATURE, times its
+  square, as Hinton et al. weight it so that its gradients match the hard labels' scale.
 - ``contrastive``: two views of each text with words dropped; in-batch InfoNCE on the cosine
   of their vectors (SimCSE's unsupervised objective, with word dropout as the noise).
 The heads are dropped at export: the bundle holds the encoder alone.
@@ -25,9 +28,11 @@ from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.training.compose import Composed, char_dropout
 
-TERMS = ("supervised", "supcon", "bow", "contrastive")
+TERMS = ("supervised", "supcon", "bow", "contrastive", "distill")
 TEMPERATURE = 0.05
 SUPCON_TEMPERATURE = 0.1
+DISTILL_TEMPERATURE = 2.0
+CROP_MIN_TOKENS = 4
 
 
 def parse_objective(text: str) -> dict[str, float]:
@@ -49,6 +54,7 @@ class Regularisation:
     dropout: float = 0.2  # on the pooled vector, before every head
     word_dropout: float = 0.1  # share of tokens replaced by <unk> in training
     char_dropout: float = 0.0  # share read by their characters alone (compose.Composed only)
+    crop: float = 0.0  # share of texts replaced by a random span of their tokens (see crop())
 
 
 def pooled(states: Tensor, final: Tensor, lengths: Tensor, mode: Pooling) -> Tensor:
@@ -106,8 +112,12 @@ class TrainModel(nn.Module):
             ids = char_dropout(ids, self.reg.char_dropout, emb.size, (self.unk_id, self.pad_id))
         return ids
 
-    def losses(self, ids: Tensor, lengths: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    def losses(
+        self, ids: Tensor, lengths: Tensor, labels: Tensor, soft: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Each term's mean loss over the batch, and ``correct``: the head's right answers."""
+        if self.training and self.reg.crop > 0:
+            ids, lengths = crop(ids, lengths, self.reg.crop, self.pad_id)
         v = self.vector(self._noisy(ids), lengths)
         h = F.dropout(v, self.reg.dropout, self.training)
         out: dict[str, Tensor] = {}
@@ -116,6 +126,8 @@ class TrainModel(nn.Module):
             logits = self.head(h[known])
             out["supervised"] = F.cross_entropy(logits, labels[known])
             out["correct"] = (logits.argmax(1) == labels[known]).sum().detach()
+            if "distill" in self.terms and soft is not None:
+                out["distill"] = _distill(self.head(h), soft)
         if "supcon" in self.terms:
             out["supcon"] = _supcon(v[labels >= 0], labels[labels >= 0])
         if self.bow is not None:
@@ -134,6 +146,21 @@ class TrainModel(nn.Module):
         return -(target * F.log_softmax(self.bow(h), dim=1)).sum(1).mean()
 
 
+def crop(ids: Tensor, lengths: Tensor, share: float, pad_id: int) -> tuple[Tensor, Tensor]:
+    """A ``share`` of the rows replaced by a random contiguous span of their tokens (length
+    uniform from CROP_MIN_TOKENS to the whole), so that short texts, and the first states of a
+    sequence, which dominate a short text's mean, are trained as much as long reviews are."""
+    n, width = ids.shape
+    take = torch.rand(n) < share
+    low = lengths.clamp(max=CROP_MIN_TOKENS)
+    span = low + (torch.rand(n) * (lengths - low + 1)).long()
+    span = torch.where(take, span.clamp(max=lengths), lengths)
+    start = (torch.rand(n) * (lengths - span + 1)).long()
+    pos = torch.arange(width)[None, :]
+    out = torch.gather(ids, 1, (start[:, None] + pos).clamp(max=width - 1))
+    return out.masked_fill(pos >= span[:, None], pad_id), span
+
+
 def _supcon(v: Tensor, labels: Tensor) -> Tensor:
     """Mean over anchors of -log p(same label | anchor), over the batch's other texts."""
     n = v.shape[0]
@@ -144,6 +171,17 @@ def _supcon(v: Tensor, labels: Tensor) -> Tensor:
     log_p = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     per_anchor = -(log_p.masked_fill(~pos, 0).sum(1)) / pos.sum(1).clamp_min(1)
     return per_anchor[pos.any(1)].mean() if pos.any() else v.sum() * 0
+
+
+def _distill(logits: Tensor, teacher_logp: Tensor) -> Tensor:
+    """T^2 * cross-entropy of softmax(student / T) against softmax(teacher / T), over the rows
+    the teacher scored (NaN rows: none)."""
+    t = DISTILL_TEMPERATURE
+    has = ~torch.isnan(teacher_logp).any(1)
+    if not has.any():
+        return logits.sum() * 0
+    q = F.softmax(teacher_logp[has] / t, dim=1)
+    return -(q * F.log_softmax(logits[has] / t, dim=1)).sum(1).mean() * t * t
 
 
 def _info_nce(a: Tensor, b: Tensor) -> Tensor:

@@ -241,3 +241,83 @@ def test_composed_run_learns_and_exports_dictionary_words(
     served = [t for t in enc.tokenize(extra) if len(t.tokens) == 1 and len(t.tokens[0]) == 2]
     assert served and all(t.unknown == 0 for t in served)
     assert [int(t.ids[0]) for t in served] == [ckpt.vocab.index[t.tokens[0]] for t in served]
+
+
+def test_distillation_from_the_tfidf_teacher(data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--train", data["train"], "--valid", data["valid"], "--out", out, *SMALL, *FAST]
+    r = train(
+        *args,
+        "--cell",
+        "rnn",
+        "--epochs",
+        "3",
+        "--objective",
+        "supervised+distill",
+        "--teacher",
+        "tfidf",
+        "--crop",
+        "0.3",
+    )
+    rows = metrics(out)
+    assert max(x["valid_accuracy"] for x in rows) >= 0.95, rows
+    assert all(0 < x["train_distill"] < 10 for x in rows), rows  # T^2 x cross-entropy, 2 classes
+    assert "teacher tfidf: 717 texts scored" in r.stderr, r.stderr  # the toy's distinct texts
+    for objective, teacher, says in [
+        ("supervised+distill", [], "objective 'distill' and --teacher go together"),
+        ("supervised", ["--teacher", "tfidf"], "objective 'distill' and --teacher go together"),
+        ("bow+distill", ["--teacher", "tfidf"], "'distill' trains the supervised head"),
+    ]:
+        bad = [tmp_path / "bad" if x == out else x for x in args]
+        r = train(*bad, "--objective", objective, *teacher, "--epochs", "1", check=False)
+        assert r.returncode == 2 and says in r.stderr, r.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+def test_teacher_scores_train_out_of_fold() -> None:
+    """A training text's soft label comes from a fold that never saw it. Here each text's label
+    is random and told only by a number unique to that text: a teacher that had seen a text
+    would give its label almost all the probability; out of fold it can only guess."""
+    import numpy as np
+
+    from zh_rnn_encoder.core.tokenizer import Tokenizer
+    from zh_rnn_encoder.export.training.teacher import soft_labels
+
+    rng = random.Random(0)
+
+    def rows(n: int, offset: int) -> list[tuple[str, str]]:
+        out = []
+        for i in range(n):
+            words = rng.sample(FILLER, 4) + [str(70000 + offset + i)]
+            out.append(("".join(words), rng.choice(["neg", "pos"])))
+        return out
+
+    train, valid = rows(300, 0), rows(60, 1000)
+    soft = soft_labels(train, valid, ["neg", "pos"], Tokenizer(), seed=0)
+    assert set(soft) == {t for t, _ in train} | {t for t, _ in valid}
+    probs = np.exp(np.stack(list(soft.values())))
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and probs.shape[1] == 2
+    right = np.exp([soft[t][["neg", "pos"].index(y)] for t, y in train])
+    assert right.mean() < 0.6, right.mean()  # in fold, C=100 would give about 1.0
+
+
+def test_crop_keeps_a_span_of_each_text() -> None:
+    import torch
+
+    from zh_rnn_encoder.export.training.objectives import CROP_MIN_TOKENS, crop
+
+    torch.manual_seed(0)
+    lengths = torch.tensor([12, 3, 7, 1] * 50)
+    ids = torch.zeros(len(lengths), 12, dtype=torch.long)
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, :n] = torch.arange(1, n + 1) + 100 * i
+    same, same_len = crop(ids, lengths, 0.0, 0)
+    assert torch.equal(same, ids) and torch.equal(same_len, lengths)
+    out, span = crop(ids, lengths, 1.0, 0)
+    assert (span <= lengths).all() and (span >= lengths.clamp(max=CROP_MIN_TOKENS)).all()
+    assert (span < lengths).any()
+    for i in range(len(lengths)):
+        n, s = int(lengths[i]), int(span[i])
+        row = out[i, :s]
+        assert (row[1:] - row[:-1] == 1).all() and int(row[0]) - 100 * i >= 1  # contiguous
+        assert int(row[-1]) - 100 * i <= n and (out[i, s:] == 0).all()

@@ -160,6 +160,18 @@ def test_the_out_of_domain_set() -> None:
     assert len({r["domain"] for r in rows}) >= 8
 
 
+def test_the_out_of_domain_development_set_shares_nothing_with_the_scored_one() -> None:
+    """Recipes are chosen on the development set; the scored set, its texts and its domains,
+    stay unseen by that choice."""
+    read = lambda p: [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines()]  # noqa: E731
+    dev, scored = read(sets.OOD_DEV_FILE), read(sets.OOD_FILE)
+    assert len(dev) >= 100 and len({r["text"] for r in dev}) == len(dev)
+    assert [r["label"] for r in dev].count("pos") == [r["label"] for r in dev].count("neg")
+    assert not {r["domain"] for r in dev} & {r["domain"] for r in scored}
+    assert not {r["text"] for r in dev} & {r["text"] for r in scored}
+    assert not [r for r in dev if any(w in r["text"] for w in ("酒店", "电脑", "书"))]
+
+
 # --- the CLI end to end ------------------------------------------------------------------------
 
 PETS = ["猫咪", "小狗", "金鱼", "鹦鹉", "宠物", "喂食", "遛狗", "猫粮"]
