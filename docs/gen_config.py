@@ -40,7 +40,8 @@ Where each group is explained:
 - `--workers`, `--metrics-listen`, `--ready-file`, `--port-file`: [deployment](deployment.md);
 - `--max-document-tokens`, `--document-deadline-s`:
   [documents](resumable.md#documents-of-any-length);
-- `--device`: [GPU](gpu.md); `--jieba-cache-dir`: [tokenizer](tokenizer.md#the-jieba-cache).
+- `--device`: [GPU](gpu.md); `--jieba-cache-dir`: [tokenizer](tokenizer.md#the-jieba-cache);
+- `--bundle`, `--model`, `--model-name`, `--expect-bundle-sha256`: [models and versions](models.md).
 
 | flag | environment variable | default | what |
 | --- | --- | --- | --- |

@@ -19,6 +19,7 @@ import onnx
 
 from zh_rnn_encoder import __version__
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.bundle import bundle_digest
 from zh_rnn_encoder.core.manifest import (
     GoldenInfo,
     GraphInfo,
@@ -80,7 +81,7 @@ def export_bundle(
     try:
         graph, q = _write(ckpt, tmp, jieba_cache, quantized, level)
         written = time.perf_counter()
-        digest = sha256_file(tmp / contract.MANIFEST_FILE)
+        digest = bundle_digest(tmp)
         report = ExportReport(out, level, written - t0, digest, quantization=q)
         if level is not Verify.NONE:
             report = _verify(ckpt, tmp, graph, level, jieba_cache, progress, report)

@@ -35,6 +35,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--truncation", choices=[t.value for t in Truncation], default="none")
     ap.add_argument("--max-tokens", type=int, default=0)
     ap.add_argument("--keep-tokens", action="store_true", help="also write tokens and their ids")
+    ap.add_argument(
+        "--allow-mixed-versions",
+        action="store_true",
+        help="add rows to an --output that holds rows of another model version (each row keeps "
+        "its model_version column); without it such a run is refused",
+    )
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--actors", type=int, default=1, help="encoder actors (one bundle each)")
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="= its onnxruntime threads")
@@ -57,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text_field=a.text_field, id_field=a.id_field, pooling=a.pooling, normalize=a.normalize,
         truncation=a.truncation, max_tokens=a.max_tokens, keep_tokens=a.keep_tokens,
         batch_size=a.batch_size, actors=a.actors, cpus_per_actor=a.cpus_per_actor,
-        gpus_per_actor=a.num_gpus, device=a.device,
+        gpus_per_actor=a.num_gpus, device=a.device, allow_mixed_versions=a.allow_mixed_versions,
     )  # fmt: skip
     try:
         summary = run(job, a.address)

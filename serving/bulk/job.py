@@ -6,10 +6,16 @@ ids, atomically (temporary file, then rename). A rerun into the same directory f
 ids already written and encodes only the others: after a crash, the missing rows are completed,
 none is written twice. Bad rows (not a string, empty, over a limit) go to errors-*.jsonl with
 the reason; the job does not stop for them.
+
+Every row carries the model_version that made its vector (the hex sha256 of the bundle's
+bundle.json; every actor loads the bundle pinned to it), and a job refuses to add rows to an
+output that holds another version's, unless allow_mixed_versions: vectors of two versions are not
+comparable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -26,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zh_rnn_encoder.core.bundle import bundle_digest
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder, TextEncoding
@@ -44,6 +51,7 @@ LOOPBACK = "127.0.0.1"
 # to the LAN address (ray._private.services.resolve_ip_for_localhost). Ray reads the variable when
 # it is imported; every process it starts inherits it.
 LOCAL_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+VERSION_COLUMN = "model_version"
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class BulkJob:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     device: str = "cpu"
+    allow_mixed_versions: bool = False  # add rows to an output that holds another version's
+    model_version: str = ""  # what every actor's bundle.json must hash to; "": the driver's read
 
     def input_format(self) -> str:
         if self.format:
@@ -82,7 +92,11 @@ class EncodeAndWrite:
         truncation = Truncation.parse(j.truncation, "truncation")
         self.options = EncodeOptions(pooling, j.normalize, truncation, j.max_tokens)
         self.encoder = Encoder.from_bundle(
-            j.bundle, j.device, max(1, int(j.cpus_per_actor)), limits=Limits()
+            j.bundle,
+            j.device,
+            max(1, int(j.cpus_per_actor)),
+            limits=Limits(),
+            expect_bundle_sha256=j.model_version,  # the version the driver checked the output for
         )
         self.out = Path(j.output)
 
@@ -135,6 +149,7 @@ class EncodeAndWrite:
             "id": pa.array([_plain(i) for i, _ in kept]),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), dim),
             "token_count": pa.array([len(e.ids) for _, e in kept], pa.int32()),
+            VERSION_COLUMN: pa.array([self.encoder.bundle.digest] * len(kept), pa.string()),
         }
         if self.job.keep_tokens:
             cols["tokens"] = pa.array([e.tokens for _, e in kept], pa.list_(pa.string()))
@@ -163,6 +178,30 @@ def written_ids(out: Path) -> set[object]:
     for errors in sorted(out.glob("errors-*.jsonl")):
         done.update(json.loads(x)["id"] for x in errors.read_text(encoding="utf-8").splitlines())
     return done
+
+
+def written_versions(out: Path) -> set[str]:
+    """The model versions of the rows already in ``out`` (parts written before rows carried
+    one count for none)."""
+    found: set[str] = set()
+    for part in sorted(out.glob("part-*.parquet")):
+        if VERSION_COLUMN in pq.read_schema(part).names:
+            column = pq.read_table(part, columns=[VERSION_COLUMN]).column(VERSION_COLUMN)
+            found.update(column.unique().to_pylist())
+    return found
+
+
+def check_versions(out: Path, version: str, allow_mixed: bool) -> None:
+    """ValueError naming both versions when ``out`` holds rows of a version other than
+    ``version``, unless ``allow_mixed``."""
+    others = sorted(written_versions(out) - {version})
+    if others and not allow_mixed:
+        raise ValueError(
+            f"{out} holds vectors of model version {', '.join(others)}; this bundle is version "
+            f"{version}. Vectors of two versions are not comparable: write to another --output, "
+            "or pass --allow-mixed-versions to add these anyway (each row keeps its "
+            f"{VERSION_COLUMN})"
+        )
 
 
 def read(job: BulkJob) -> Dataset:
@@ -227,7 +266,7 @@ def _start_ray(job: BulkJob, address: str | None) -> None:
         raise RuntimeError(f"the local Ray took {node} as its address, not {LOOPBACK}")
 
 
-def run(job: BulkJob, address: str | None = None) -> dict[str, float]:
+def run(job: BulkJob, address: str | None = None) -> dict[str, Any]:
     """The whole job on a local Ray (loopback only) or the cluster at ``address`` (or
     RAY_ADDRESS, as Ray reads it); returns the summary."""
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -235,11 +274,16 @@ def run(job: BulkJob, address: str | None = None) -> dict[str, float]:
         return _run(job, address)
 
 
-def _run(job: BulkJob, address: str | None) -> dict[str, float]:
+def _run(job: BulkJob, address: str | None) -> dict[str, Any]:
     import ray
 
+    version = job.model_version or bundle_digest(Path(job.bundle))
+    if not version:
+        raise FileNotFoundError(f"{job.bundle}: no bundle.json; not a model bundle")
+    job = dataclasses.replace(job, model_version=version)
     out = Path(job.output)
     out.mkdir(parents=True, exist_ok=True)
+    check_versions(out, version, job.allow_mixed_versions)  # before Ray starts: refused at once
     for stale in out.glob(".*.tmp"):
         stale.unlink()
     t0 = time.perf_counter()
@@ -276,4 +320,5 @@ def _run(job: BulkJob, address: str | None) -> dict[str, float]:
         "ray_start_s": round(started - t0, 2),
         "texts_per_s": round(rows / took, 1) if took else 0.0,
         "output_mb": round(size / (1 << 20), 2),
+        "model_version": version,
     }

@@ -67,6 +67,9 @@ class Encoded:
     token_vectors: np.ndarray | None  # float32 [n, F]
     truncated: bool
     state: pb.State | None = None  # with return_state: send it back to continue the text
+    # The version of the model that made the vector (hex sha256 of its bundle.json): vectors of
+    # two versions are not comparable. "" from a server older than model versions.
+    model_version: str = ""
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Tokenized:
     tokens: list[str]
     ids: np.ndarray  # int64 [n]
     unknown: int
+    model_version: str = ""  # the model whose vocabulary gave the ids
 
 
 def from_response(r: pb.EncodeResponse) -> list[Encoded]:
@@ -85,6 +89,7 @@ def from_response(r: pb.EncodeResponse) -> list[Encoded]:
             to_numpy(e.token_vectors) if e.HasField("token_vectors") else None,
             e.truncated,
             e.state if e.HasField("state") else None,
+            r.model_version,
         )
         for e in r.encodings
     ]
@@ -101,6 +106,7 @@ class RequestOptions(TypedDict, total=False):
     request_id: str
     initial_states: Sequence[pb.State | None] | None
     return_state: bool
+    model: str
 
 
 class ConnectOptions(TypedDict, total=False):
@@ -125,14 +131,17 @@ def encode_request(
     request_id: str = "",
     initial_states: Sequence[pb.State | None] | None = None,
     return_state: bool = False,
+    model: str = "",
 ) -> pb.EncodeRequest:
     """Options as in the in-process Encoder: pooling last|mean|max, truncation none|keep_first|
     keep_last (or first|last); ``pooling`` and ``normalize`` None leave them to the model's
     defaults (``info()["default_pooling"]`` and ``["default_normalize"]``). ``initial_states``
     (one per text; None starts a text afresh) are States from earlier responses, to continue
-    those texts; ``return_state`` asks for them."""
+    those texts; ``return_state`` asks for them. ``model``: a name from ``list_models()``; ""
+    the server's default."""
     states = [s if s is not None else pb.State() for s in initial_states or []]
     return pb.EncodeRequest(
+        model=model,
         initial_states=states,
         return_state=return_state,
         texts=list(texts),
@@ -196,7 +205,8 @@ class EncoderClient:
         self.channel.close()
 
     def encode(self, texts: Sequence[str], **options: Unpack[RequestOptions]) -> list[Encoded]:
-        """Options: pooling, normalize, truncation, max_tokens, token_vectors (encode_request)."""
+        """Options: model, pooling, normalize, truncation, max_tokens, token_vectors
+        (encode_request). Each Encoded keeps the ``model_version`` that made it."""
         return from_response(self.encode_raw(texts, **options))
 
     def encode_raw(
@@ -216,10 +226,12 @@ class EncoderClient:
         normalize: bool | None = None,
         initial_state: pb.State | None = None,
         request_id: str = "",
+        model: str = "",
     ) -> pb.DocumentEncoding:
         """A document of any length in pieces (each at most the server's max_chars_per_text,
-        cut anywhere); vector: to_numpy(result.sentence_vector); result.state continues it.
-        ``pooling`` and ``normalize`` None: the model's defaults."""
+        cut anywhere); vector: to_numpy(result.sentence_vector); result.state continues it;
+        result.model_version the model's version. ``pooling`` and ``normalize`` None: the
+        model's defaults; ``model`` "": the server's default."""
 
         def requests() -> Iterator[pb.DocumentPiece]:
             first = True
@@ -231,6 +243,7 @@ class EncoderClient:
                         normalize=normalize,
                         initial_state=initial_state,
                         request_id=request_id,
+                        model=model,
                     )
                     first = False
                 else:
@@ -238,20 +251,34 @@ class EncoderClient:
 
         return self.stub.EncodeDocument(requests(), metadata=self.metadata)
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokenized]:
+    def tokenize(self, texts: Sequence[str], model: str = "") -> list[Tokenized]:
         r = self.stub.Tokenize(
-            pb.TokenizeRequest(texts=list(texts)), timeout=self.timeout, metadata=self.metadata
+            pb.TokenizeRequest(texts=list(texts), model=model),
+            timeout=self.timeout,
+            metadata=self.metadata,
         )
         return [
-            Tokenized(list(t.tokens), np.array(t.ids, dtype=np.int64), t.unknown_count)
+            Tokenized(
+                list(t.tokens), np.array(t.ids, dtype=np.int64), t.unknown_count, r.model_version
+            )
             for t in r.texts
         ]
 
-    def info(self) -> dict[str, Any]:
-        """GetModelInfo as a dict of the proto's field names; ``default_pooling`` as the option
-        value ("mean"), ``model_card`` None for an untrained model."""
+    def list_models(self) -> list[dict[str, Any]]:
+        """The server's models, the default first: ``{"name", "version", "is_default"}``."""
+        r = self.stub.ListModels(
+            pb.ListModelsRequest(), timeout=self.timeout, metadata=self.metadata
+        )
+        return [
+            {"name": m.name, "version": m.version, "is_default": m.is_default} for m in r.models
+        ]
+
+    def info(self, model: str = "") -> dict[str, Any]:
+        """GetModelInfo of ``model`` ("": the default) as a dict of the proto's field names;
+        ``default_pooling`` as the option value ("mean"), ``model_card`` None for an untrained
+        model, ``model_version`` the hex sha256 of its bundle.json."""
         r = self.stub.GetModelInfo(
-            pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self.metadata
+            pb.GetModelInfoRequest(model=model), timeout=self.timeout, metadata=self.metadata
         )
         d = MessageToDict(
             r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True

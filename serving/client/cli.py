@@ -1,4 +1,5 @@
-"""`encoder-client`: encode, tokenize, info and health from a terminal or a script (JSON out)."""
+"""`encoder-client`: encode, tokenize, info, models and health from a terminal or a script (JSON
+out)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def cmd_encode(c: EncoderClient, a: argparse.Namespace) -> int:
                 truncation=a.truncation,
                 max_tokens=a.max_tokens,
                 token_vectors=a.token_vectors,
+                model=a.model,
             ),
         ):
             out = {
@@ -45,6 +47,7 @@ def cmd_encode(c: EncoderClient, a: argparse.Namespace) -> int:
                 "tokens": e.tokens,
                 "ids": e.ids.tolist(),
                 "vector": [round(float(x), a.digits) for x in e.vector],
+                "model_version": e.model_version,
             }
             if e.truncated:
                 out["truncated"] = True
@@ -58,13 +61,19 @@ def cmd_encode(c: EncoderClient, a: argparse.Namespace) -> int:
 
 def cmd_tokenize(c: EncoderClient, a: argparse.Namespace) -> int:
     texts = _texts(a)
-    for text, t in zip(texts, c.tokenize(texts)):
+    for text, t in zip(texts, c.tokenize(texts, model=a.model)):
         _emit({"text": text, "tokens": t.tokens, "ids": t.ids.tolist()})
     return 0
 
 
 def cmd_info(c: EncoderClient, a: argparse.Namespace) -> int:
-    _emit(c.info())
+    _emit(c.info(a.model))
+    return 0
+
+
+def cmd_models(c: EncoderClient, a: argparse.Namespace) -> int:
+    for m in c.list_models():
+        _emit(m)
     return 0
 
 
@@ -94,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get("TOKEN") or None,
         help="bearer token [env TOKEN; prefer the variable to the command line]",
+    )
+    ap.add_argument(
+        "--model",
+        default="",
+        help="the model to use (encoder-client models); default: the server's",
     )
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("encode", help="texts as arguments, or one per line on stdin; JSON lines")
@@ -125,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*")
     p.set_defaults(func=cmd_tokenize)
     sub.add_parser("info", help="model and server information").set_defaults(func=cmd_info)
+    sub.add_parser("models", help="the served models: name, version, is_default").set_defaults(
+        func=cmd_models
+    )
     p = sub.add_parser("health", help="grpc.health.v1 status; exit 0 only when SERVING")
     p.add_argument("--service", default="", help="service name ('' = the whole server)")
     p.set_defaults(func=cmd_health)

@@ -38,7 +38,7 @@ class Bundle:
     manifest: Manifest
     vocab: Vocab
     golden: Golden
-    digest: str  # sha256 of bundle.json, which holds the sha256 of every other file
+    digest: str  # the version: sha256 of bundle.json (bundle_digest)
 
     @property
     def model(self) -> ModelConfig:
@@ -85,9 +85,16 @@ def load_bundle(path: Path, expect_sha256: str | None = None) -> Bundle:
     return bundle
 
 
+def bundle_digest(path: Path) -> str:
+    """The bundle's version: the hex sha256 of its bundle.json, which holds the sha256 of every
+    other file (what encoder-export prints, --expect-bundle-sha256 pins and every response
+    carries as model_version); "" when there is none."""
+    mf = Path(path) / contract.MANIFEST_FILE
+    return sha256_file(mf) if mf.is_file() else ""
+
+
 def _check_pin(path: Path, expect_sha256: str | None) -> str:
-    mf = path / contract.MANIFEST_FILE
-    digest = sha256_file(mf) if mf.is_file() else ""
+    digest = bundle_digest(path)
     want = (expect_sha256 or "").removeprefix("sha256:").lower()
     if want and digest != want:
         raise BundleError(

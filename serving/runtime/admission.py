@@ -48,6 +48,8 @@ RESPONSE_BYTES = 64
 STATE_BYTES = 192
 # A text in a Tokenize response, besides its tokens: its framing, its ids' and unknown_count's.
 TOKENIZED_TEXT_BYTES = 24
+# A Tokenize response's own field: its model_version, 64 hex digits with their tag and length (66).
+TOKENIZE_RESPONSE_BYTES = 72
 # The share of the budget kept for requests already past the header gate: the gate sheds calls
 # when less than this is free (those past it are refused on their estimate if they do not fit).
 RESERVE = 1 / 8
@@ -128,7 +130,8 @@ def tokenized_bytes(texts: Sequence[Sequence[str]], id_bytes: int = 10) -> int:
     tokens = sum(len(x) for x in texts)
     utf8 = sum(len("".join(x).encode("utf-8")) for x in texts)
     each_text = TOKENIZED_TEXT_BYTES * len(texts)
-    return each_text + _token_framing(tokens, utf8) + tokens * id_bytes + utf8
+    framing = _token_framing(tokens, utf8)
+    return TOKENIZE_RESPONSE_BYTES + each_text + framing + tokens * id_bytes + utf8
 
 
 def chunk_bytes(tokens: int, dim: int) -> int:

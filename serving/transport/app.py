@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from zh_rnn_encoder.core.errors import EncoderError
 from zh_rnn_encoder.runtime.cpus import available_cpus
-from zh_rnn_encoder.runtime.encoder import Encoder, SessionFactory
+from zh_rnn_encoder.runtime.encoder import SessionFactory
+from zh_rnn_encoder.runtime.models import Models, ModelSpec, ServedModel, load_model
 from zh_rnn_encoder.runtime.session import open_session
 from zh_rnn_encoder.transport import config as config_mod
 from zh_rnn_encoder.transport import fdlimit, logs, memory
@@ -31,7 +32,7 @@ from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.oip import servicer as oip
 from zh_rnn_encoder.transport.rpc import server_credentials
 from zh_rnn_encoder.transport.security import load_tokens
-from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, Served, ServingState
+from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, ServingState
 
 if TYPE_CHECKING:  # imported at run time only with --http-listen (uvicorn: the `http` extra)
     from zh_rnn_encoder.transport.openai.http_server import HttpServer
@@ -81,25 +82,34 @@ class App:
         for name in ("", encoder_v1.SERVICE):
             await self.health.set(name, status)
 
-    async def load(self) -> Encoder:
-        """Load and self-test the bundle off the event loop (health keeps answering NOT_SERVING)."""
+    async def load(self) -> Models:
+        """Load and self-test every model's bundle, one after another (health keeps answering
+        NOT_SERVING until all of them pass); their work shares one budget."""
+        models = self.state.models
+        for spec in self.cfg.served_models:
+            models.put(await self.load_model(spec))
+        self._trim = asyncio.ensure_future(
+            memory.trim_periodically(models.budget.active_since_asked)
+        )
+        await self.set_health(SERVING)
+        self.metrics.serving(models)
+        return models
+
+    async def load_model(self, spec: ModelSpec) -> ServedModel:
+        """One model, loaded and self-tested off the event loop, ready to serve: its work takes
+        from the server's budget, its runs are recorded and traced. Not yet served (Models.put)."""
         load = functools.partial(
-            Encoder.from_bundle,
-            self.cfg.bundle,
-            config=self.cfg.runtime,
+            load_model,
+            spec,
+            self.cfg.runtime,
+            self.state.models.budget,
             on_run=self.metrics.on_run,
             session_factory=self.session_factory,
         )
-        encoder = await asyncio.get_running_loop().run_in_executor(None, load)
+        model = await asyncio.get_running_loop().run_in_executor(None, load)
         if self.tracing is not None:
-            encoder.spans = self.tracing
-        self.state.encoder = encoder
-        self._trim = asyncio.ensure_future(
-            memory.trim_periodically(encoder.budget.active_since_asked)
-        )
-        await self.set_health(SERVING)
-        self.metrics.serving(encoder)
-        return encoder
+            model.encoder.spans = self.tracing
+        return model
 
     async def drain(
         self, grace: float | None = None, admit_s: float = ADMIT_AFTER_SIGNAL_S
@@ -114,9 +124,9 @@ class App:
         await self.state.closed_event.wait()
         await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed gate
         await self.stop(max(0.0, grace - admit_s))
-        if self.state.encoder:
+        if self.state.models.ready:
             self._trim.cancel()
-            await self.state.encoder.aclose()
+        await self.state.models.aclose()
         self.metrics.close()
         if self.tracing is not None:
             self.tracing.close()  # sends the spans still batched
@@ -134,7 +144,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         metrics = PrometheusMetrics(multiprocess=bool(cfg.metrics_dir))
     keys = load_tokens(cfg.auth_tokens_file, cfg.auth_tokens)
     tracing = _tracing(cfg)
-    state = ServingState()
+    state = ServingState(Models([m.name for m in cfg.served_models], cfg.runtime))
     guards = {
         encoder_v1.SERVICE: Guard(
             closes=None, sheds=frozenset({"Encode", "Tokenize", "EncodeDocument"})
@@ -166,8 +176,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
         ),
         server,
     )
-    served = Served(cfg.model_name)
-    oip.add_to_server(oip.InferenceServicer(state, served, metrics), server)
+    oip.add_to_server(oip.InferenceServicer(state, metrics), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if cfg.reflection:
@@ -193,7 +202,7 @@ async def build_server(cfg: ServerConfig, session_factory: SessionFactory = open
                 f"--http-listen needs the http extra (pip install 'zh-rnn-encoder[http]'): {e}"
             ) from None
 
-        api = OpenAIApi(state, served, size, keys, metrics)
+        api = OpenAIApi(state, size, keys, metrics)
         app.http = http_server.HttpServer(
             api,
             cfg.tls_cert,
@@ -225,7 +234,7 @@ def _tracing(cfg: ServerConfig) -> Tracing | None:
             f"--otlp-endpoint needs the otel extra (pip install 'zh-rnn-encoder[otel]'): {e}"
         ) from None
     log.info("tracing: spans to %s as %s", cfg.otlp_endpoint, cfg.otlp_service_name)
-    return Tracing(cfg.otlp_endpoint, cfg.otlp_service_name, cfg.model_name)
+    return Tracing(cfg.otlp_endpoint, cfg.otlp_service_name, cfg.served_models[0].name)
 
 
 def write_port_file(path: Path, port: int) -> None:
@@ -263,31 +272,30 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
             app.metrics_port,
         )
     log.info(
-        "listening on %s:%d (%s, %s), NOT_SERVING until bundle %s passes its self-test",
+        "listening on %s:%d (%s, %s), NOT_SERVING until %s passes its self-test",
         host,
         app.port,
         ("mutual TLS" if cfg.tls_client_ca else "TLS") if cfg.tls_cert else "plaintext",
         "bearer-token auth" if cfg.auth_tokens or cfg.auth_tokens_file else "no auth",
-        cfg.bundle,
+        ", ".join(f"bundle {m.path}" for m in cfg.served_models),
     )
     try:
-        encoder = await app.load()
+        models = await app.load()
     except EncoderError as e:
         log.error("refusing to serve: %s", e)
         await app.stop(0)
         return 2
     if cfg.ready_file:
         write_port_file(cfg.ready_file, app.port)
+    default = models.get()
     log.info(
-        "serving encoder.v1 on %s:%d bundle=%s (sha256:%s) provider=%s threads=%d tokenizer=%s "
-        "ready_in=%.2fs",
+        "serving encoder.v1 on %s:%d %s provider=%s threads=%d tokenizer=%s ready_in=%.2fs",
         host,
         app.port,
-        cfg.bundle,
-        encoder.bundle.digest,
-        encoder.session.provider,
-        encoder.session.threads,
-        encoder.tokenizer.backend,
+        " ".join(f"model={m.name} bundle={m.path} (sha256:{m.version})" for m in models),
+        default.encoder.session.provider,
+        default.encoder.session.threads,
+        default.encoder.tokenizer.backend,
         time.perf_counter() - t0,
     )
     stop = asyncio.Event()
@@ -304,7 +312,7 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
 def main(argv: Sequence[str] | None = None, session_factory: SessionFactory = open_session) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg = config_mod.from_args(argv)
-    logs.setup(cfg.log_level, cfg.log_format, cfg.model_name, relay=True)
+    logs.setup(cfg.log_level, cfg.log_format, cfg.served_models[0].name, relay=True)
     workers = cfg.workers or available_cpus()
     try:
         if workers > 1:

@@ -1,7 +1,8 @@
 """Server configuration: one frozen dataclass built once from flags, each with an env variable.
 
 ServerConfig embeds the runtime's own RuntimeConfig (``.runtime``, which embeds Limits): one
-flag table for all three, each flag named as its field, and each dataclass passed whole."""
+flag table for all three, each flag named as its field, and each dataclass passed whole. The one
+repeatable flag, --model, gives ``models`` (its variable MODEL holds the list, comma-separated)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from zh_rnn_encoder.core.enums import Device
 from zh_rnn_encoder.runtime.limits import Limits
+from zh_rnn_encoder.runtime.models import ModelSpec, check_name
 from zh_rnn_encoder.runtime.types import RuntimeConfig
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    bundle: Path
+    bundle: Path | None = None  # the one model's bundle, named model_name; or models instead
+    models: tuple[ModelSpec, ...] = ()  # --model NAME=PATH, repeated: several, the first default
     listen: str = "127.0.0.1:50051"
     # device, threads, limits, batching, the in-flight budget, jieba's cache, the bundle's pin
     runtime: RuntimeConfig = RuntimeConfig()
@@ -57,11 +60,26 @@ class ServerConfig:
     fd_reserve: int = 256  # file handles no HTTP connection may take (gRPC, metrics, files)
     metrics_tls: bool = True  # the metrics port speaks TLS with --tls-* whenever they are set
 
+    @property
+    def served_models(self) -> tuple[ModelSpec, ...]:
+        """Every model to serve, the default first: --model's, or --bundle as --model-name,
+        pinned by --expect-bundle-sha256."""
+        if self.models:
+            return self.models
+        bundle = cast(Path, self.bundle)  # set when models is not (validate)
+        return (ModelSpec(self.model_name, bundle, self.runtime.expect_bundle_sha256),)
+
 
 # flag -> (type, help); the env variable is the flag's name in upper case with underscores. Each
 # flag is a field of ServerConfig, RuntimeConfig or Limits.
 _FLAGS: dict[str, tuple[type, str]] = {
-    "bundle": (Path, "model bundle directory (required)"),
+    "bundle": (Path, "model bundle directory: the one model, named --model-name (or --model)"),
+    "model": (
+        str,
+        "NAME=PATH: serve the bundle at PATH as model NAME, instead of --bundle; repeat for "
+        "several models, the first the default (MODEL: NAME=PATH,NAME=PATH). Pin one with "
+        "NAME=PATH@sha256:HEX",
+    ),
     "listen": (str, "address to bind, host:port (port 0 picks a free one)"),
     "device": (str, "cpu or cuda: the onnxruntime execution provider, no silent fallback"),
     "threads": (int, "onnxruntime intra-op threads; 0 = the CPUs this process may use"),
@@ -69,7 +87,11 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "max_chars_per_text": (int, "characters in one text"),
     "max_tokens_per_text": (int, "tokens in one text (truncation on request)"),
     "max_message_bytes": (int, "largest request or response message"),
-    "max_queued_texts": (int, "texts waiting for the model before RESOURCE_EXHAUSTED"),
+    "max_queued_texts": (
+        int,
+        "texts waiting for a model before RESOURCE_EXHAUSTED (each model's queue, and every "
+        "model's together at the header gate)",
+    ),
     "max_batch_tokens": (int, "padded tokens per onnxruntime run"),
     "max_streams_per_connection": (
         int,
@@ -78,7 +100,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     ),
     "max_inflight_mb": (
         float,
-        "memory for admitted work, all requests and streams together; beyond it, "
+        "memory for admitted work, all requests and streams of every model together; beyond it, "
         "RESOURCE_EXHAUSTED at once (streams wait)",
     ),
     "batch_wait_ms": (float, "extra wait to fill a batch (0: no added latency)"),
@@ -100,7 +122,8 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "metrics_dir": (Path, "record metrics here for a supervisor to serve (what --workers sets)"),
     "expect_bundle_sha256": (
         str,
-        "refuse a bundle whose bundle.json has another sha256 (encoder-export prints it)",
+        "refuse a bundle whose bundle.json has another sha256 (encoder-export prints it); with "
+        "--model, pin each as NAME=PATH@sha256:HEX",
     ),
     "tls_cert": (Path, "TLS certificate chain (PEM); with --tls-key the port is TLS only"),
     "tls_key": (Path, "TLS private key (PEM)"),
@@ -117,7 +140,8 @@ _FLAGS: dict[str, tuple[type, str]] = {
     ),
     "model_name": (
         str,
-        "the served model's name in the Open Inference Protocol (KServe v2) and OpenAI APIs",
+        "the name of --bundle's model, which requests name it by on every protocol (with "
+        "--model, NAME=PATH names each)",
     ),
     "http_listen": (
         str,
@@ -165,25 +189,50 @@ _FLAGS: dict[str, tuple[type, str]] = {
 }
 
 
+_REPEATED = frozenset({"model"})  # flags given once per value; their variable: comma-separated
+
+
 def env_name(flag: str) -> str:
     return flag.upper()
+
+
+class _Repeated(argparse.Action):
+    """A flag given several times, whose values add up; the first one given replaces the default
+    (its environment variable's list): a flag on the command line wins, as for every flag."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*([] if given is self.default else given), values])
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     defaults = {f.name: f.default for c in (ServerConfig, RuntimeConfig, Limits) for f in fields(c)}
     defaults = {k: None if v is MISSING else v for k, v in defaults.items()}
+    defaults["model"] = None
     ap = argparse.ArgumentParser(
         prog="encoder-serve",
-        description="Serve a model bundle over gRPC (encoder.v1).",
+        description="Serve model bundles over gRPC (encoder.v1, Open Inference) and HTTP.",
         epilog="Every flag can also be set by the environment variable of the same name in upper "
         "case, e.g. MAX_TOKENS_PER_TEXT=256; a flag given on the command line wins.",
     )
     for name, (typ, help_) in _FLAGS.items():
         default = env.get(env_name(name)) or defaults[name]  # an empty variable counts as unset
         shown = "none" if defaults[name] in (None, "") else defaults[name]
+        action: type[argparse.Action] | str = "store"
+        if name in _REPEATED:
+            action = _Repeated
+            listed = env.get(env_name(name)) or ""
+            default = [x for x in listed.split(",") if x.strip()] or None
         ap.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
+            action=action,
             type=_optional_path if typ is Path else typ,
             default=default,
             help=f"{help_} [env {env_name(name)}; default {shown}]",
@@ -197,12 +246,12 @@ def from_args(
     env = os.environ if env is None else env
     ap = parser(env)
     a = vars(ap.parse_args(argv))
-    if a["bundle"] in (None, ""):
-        ap.error("--bundle (or BUNDLE) is required")
     try:
+        models = _models(a.pop("model") or [], a)
         limits = Limits(**{k: int(a.pop(k)) for k in _names(Limits) if k in a})
         runtime = {k: _typed(k, a.pop(k)) for k in _names(RuntimeConfig) if k in a}
         cfg = ServerConfig(
+            models=models,
             runtime=RuntimeConfig(limits=limits, **runtime),
             **{k: _typed(k, v) for k, v in a.items()},
         )
@@ -210,6 +259,29 @@ def from_args(
         ap.error(str(e))
     validate(cfg, ap)
     return cfg
+
+
+def _models(given: list[str], a: dict[str, Any]) -> tuple[ModelSpec, ...]:
+    """--model's specs; ValueError for a bad one, a name twice, or flags of the one-model form
+    beside them. Without --model, --bundle is required."""
+    if not given:
+        if a["bundle"] in (None, ""):
+            raise ValueError("--bundle PATH or --model NAME=PATH (or BUNDLE, MODEL) is required")
+        return ()
+    specs = tuple(ModelSpec.parse(x.strip()) for x in given)
+    names = [s.name for s in specs]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"--model: each name once; {', '.join(map(repr, twice))} given twice")
+    if a["bundle"] not in (None, ""):
+        raise ValueError(
+            "--model and --bundle are two forms of one setting: give --model NAME=PATH for "
+            "every model, or --bundle alone (with --model-name)"
+        )
+    if a["model_name"] != ServerConfig.model_name:
+        raise ValueError("--model-name names the one --bundle; with --model, NAME=PATH names each")
+    if a["expect_bundle_sha256"]:
+        raise ValueError("with --model, pin each bundle as NAME=PATH@sha256:HEX")
+    return specs
 
 
 def _names(cls: type) -> list[str]:
@@ -274,8 +346,10 @@ def validate(cfg: ServerConfig, ap: argparse.ArgumentParser) -> None:
             f"--metrics-listen {cfg.metrics_listen!r} needs an explicit host, e.g. "
             "127.0.0.1:9100, or 0.0.0.0:9100 for every interface"
         )
-    if not cfg.model_name or "/" in cfg.model_name:
-        ap.error(f"--model-name must be non-empty and without '/', got {cfg.model_name!r}")
+    try:
+        check_name(cfg.model_name, "--model-name")
+    except ValueError as e:
+        ap.error(str(e))
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         ap.error(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")
     if cfg.log_format not in ("text", "json"):

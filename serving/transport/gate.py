@@ -2,7 +2,7 @@
 requests shed by their size before they are parsed. Both answer a domain error (its kind says
 the status) or None; each transport turns it into its own refusal (interceptors.LoadGate for
 gRPC, OpenAIApi.on_headers for HTTP). Whether the server is full is the runtime's answer
-(``Encoder.overloaded``, from its in-flight budget and its batcher's queue).
+(``Models.overloaded``, from the in-flight budget every model shares and their batchers' queues).
 
 A refusal costs microseconds and the refused request's body is never received: under a storm,
 the server spends its cores on the work it admitted, not on reading work it cannot take.
@@ -17,18 +17,14 @@ from zh_rnn_encoder.transport.serving_state import ServingState
 def refusal(state: ServingState, closes: bool, sheds: bool) -> NotReady | Overloaded | None:
     """Why a call is refused on its headers, or None: NotReady (UNAVAILABLE) once draining has
     closed (for a call that ``closes``), Overloaded (RESOURCE_EXHAUSTED) while the budget or the
-    batcher's queue is nearly full (for one that ``sheds``). Every transport asks this before
+    batchers' queues are nearly full (for one that ``sheds``). Every transport asks this before
     reading a body."""
     if closes and state.closed:
         return NotReady("server is shutting down; retry on another replica")
-    encoder = state.encoder
-    if encoder is None or not sheds:
-        return None
-    return encoder.overloaded()
+    return state.models.overloaded() if sheds else None
 
 
 def shed_by_size(state: ServingState, request_bytes: int) -> Overloaded | None:
     """Sheds a unary request by its size before it is parsed, when even its smallest possible
     need does not fit the in-flight budget."""
-    encoder = state.encoder
-    return None if encoder is None else encoder.overloaded(request_bytes)
+    return state.models.overloaded(request_bytes)

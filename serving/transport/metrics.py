@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-    from zh_rnn_encoder.runtime.encoder import Encoder
+    from zh_rnn_encoder.runtime.models import Models
     from zh_rnn_encoder.runtime.types import EncodeResult
 
 
@@ -37,8 +37,8 @@ class Metrics:
     def on_run(self, rows: int, padded_tokens: int) -> None:
         """One onnxruntime run's texts and padded tokens (texts x longest)."""
 
-    def serving(self, encoder: Encoder) -> None:
-        """The server reports SERVING with this encoder: readiness, and its queue from now on."""
+    def serving(self, models: Models) -> None:
+        """The server reports SERVING with these models: readiness, and their queue from now on."""
 
     def draining(self) -> None:
         """The server reports NOT_SERVING from now on."""

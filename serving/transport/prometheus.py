@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.registry import Collector
 
-    from zh_rnn_encoder.runtime.encoder import Encoder
+    from zh_rnn_encoder.runtime.models import Models
     from zh_rnn_encoder.runtime.types import EncodeResult
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
@@ -116,11 +116,11 @@ class PrometheusMetrics(Metrics):
         self.run_rows.observe(rows)
         self.run_padded.observe(padded_tokens)
 
-    def serving(self, encoder: Encoder) -> None:
+    def serving(self, models: Models) -> None:
         if self.multiprocess:  # the supervisor reads files: no callback to call
-            self._watch = asyncio.ensure_future(_every(1.0, self.queued.set, encoder))
+            self._watch = asyncio.ensure_future(_every(1.0, self.queued.set, models))
         else:
-            self.queued.set_function(lambda: encoder.queued_texts)
+            self.queued.set_function(lambda: models.queued_texts)
         self.ready.set(1)
 
     def draining(self) -> None:
@@ -141,9 +141,9 @@ class PrometheusMetrics(Metrics):
             self._http = None
 
 
-async def _every(seconds: float, setter: Callable[[float], None], encoder: Encoder) -> None:
+async def _every(seconds: float, setter: Callable[[float], None], models: Models) -> None:
     while True:
-        setter(encoder.queued_texts)
+        setter(models.queued_texts)
         await asyncio.sleep(seconds)
 
 

@@ -1,5 +1,5 @@
-"""The serving state every transport consults: the self-tested Encoder once loaded, readiness,
-drain, and the served model's name (Served).
+"""The serving state every transport consults: the models (runtime/models.py) once loaded,
+readiness, and drain.
 
 Draining (SIGTERM) has two moments. From the signal, calls still arriving for ADMIT_AFTER_SIGNAL_S
 are served: they were sent before it, or so close to it that they were on their way. From then
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
-from zh_rnn_encoder.core.errors import NotFound, NotReady
-from zh_rnn_encoder.runtime.encoder import Encoder
+from zh_rnn_encoder.runtime.models import Models, ServedModel
 
 # Long enough for every call sent before the signal to reach the server and its headers to be
 # read, even on a loaded event loop; short against a rolling deploy's patience.
@@ -24,8 +22,8 @@ ADMIT_AFTER_SIGNAL_S = 0.5
 class ServingState:
     """Set by the app's lifecycle; read by every servicer, which gets it in its constructor."""
 
-    def __init__(self) -> None:
-        self.encoder: Encoder | None = None
+    def __init__(self, models: Models) -> None:
+        self.models = models
         self.drain_started: float | None = None
         self._closed: asyncio.Event | None = None
 
@@ -46,31 +44,10 @@ class ServingState:
 
     @property
     def is_serving(self) -> bool:
-        """Readiness as every protocol reports it: self-tested, and no drain begun."""
-        return self.encoder is not None and self.drain_started is None
+        """Readiness as every protocol reports it: every model self-tested, and no drain begun."""
+        return self.models.ready and self.drain_started is None
 
-    def require_encoder(self) -> Encoder:
-        """The Encoder, or NotReady (UNAVAILABLE) while the bundle loads."""
-        if self.encoder is None:
-            raise NotReady("model is loading; retry shortly")
-        return self.encoder
-
-
-VERSION = "1"  # the one version served; a request may name it or leave it empty
-
-
-@dataclass(frozen=True)
-class Served:
-    """What the server calls its model in the Open Inference and OpenAI protocols (--model-name),
-    and its one version."""
-
-    name: str
-    version: str = VERSION
-
-    def check(self, name: str, version: str) -> None:
-        if name != self.name:
-            raise NotFound(f"unknown model {name!r}; this server serves {self.name!r}")
-        if version not in ("", self.version):
-            raise NotFound(
-                f"unknown version {version!r} of model {name!r}; served: {self.version!r}"
-            )
+    def model(self, name: str = "", version: str = "") -> ServedModel:
+        """The model a call names ("": the default), looked up once per call: NotFound
+        (NOT_FOUND) for one not served, NotReady (UNAVAILABLE) while it loads."""
+        return self.models.get(name, version)

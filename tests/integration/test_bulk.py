@@ -20,6 +20,7 @@ from tests.support import ROOT
 from tests.support.harness import InProcessServer, bulk, finish
 from tests.support.samples import SMALL
 from zh_rnn_encoder.client import EncoderClient
+from zh_rnn_encoder.core.bundle import bundle_digest
 
 BIN = Path(sys.executable).parent
 
@@ -100,3 +101,25 @@ def test_exactly_once_after_a_kill(bundle, lines, tmp_path) -> None:
     ids = output(out)[0]
     assert sorted(ids) == list(range(n)), "every row exactly once"
     assert s["skipped_already_written"] == first and s["rows"] == n - first
+
+
+def test_rows_keep_their_model_version_and_another_version_is_refused(
+    bundle, bundle_factory, lines, tmp_path
+) -> None:
+    other = bundle_factory(seed=5, cell="gru", **SMALL)[0]
+    first, second = tmp_path / "a.txt", tmp_path / "b.jsonl"
+    first.write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    rows = [{"id": 1000 + i, "text": t} for i, t in enumerate(lines[40:60])]
+    second.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = tmp_path / "out"
+    s = finish(bulk(bundle, first, out))
+    a, b = bundle_digest(bundle), bundle_digest(other)
+    t = pa.concat_tables([pq.read_table(p) for p in out.glob("part-*.parquet")])
+    assert s["model_version"] == a and set(t.column("model_version").to_pylist()) == {a}
+    p = bulk(other, second, out)  # another version into the same output: refused before Ray
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and a in err and b in err and "--allow-mixed-versions" in err
+    s = finish(bulk(other, second, out, "--allow-mixed-versions"))
+    t = pa.concat_tables([pq.read_table(p) for p in out.glob("part-*.parquet")])
+    by_version = {v: t.column("model_version").to_pylist().count(v) for v in (a, b)}
+    assert s["rows"] == 20 and by_version == {a: 40, b: 20}

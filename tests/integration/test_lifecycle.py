@@ -193,7 +193,7 @@ def test_unexpected_failure_is_internal_with_traceback_in_log(
     small_bundle, jieba_cache, caplog
 ) -> None:
     srv = InProcessServer(small_bundle[0], jieba_cache).load()
-    encoder = srv.app.state.encoder
+    encoder = srv.app.state.model().encoder
     healthy = encoder.session
 
     class Broken:

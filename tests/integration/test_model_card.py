@@ -152,7 +152,8 @@ def test_openai_defaults_and_models_through_the_openai_client(served) -> None:
     default = np.array(got["float"])  # no pooling: the default
     assert _close(default, _vectors(client, TEXTS))
     assert _close(default, _vectors(client, TEXTS, pooling="mean", normalize=True))
-    want = {"default_pooling": "mean", "default_normalize": True, "model_card": to_json(CARD)}
+    want = {"version": load_bundle(srv.cfg.bundle).digest, "default_pooling": "mean",
+            "default_normalize": True, "model_card": to_json(CARD)}  # fmt: skip
     assert got["retrieve_extra"] == want and got["models_extra"] == [want]
 
 

@@ -58,7 +58,8 @@ def test_tritonclient_unmodified(served) -> None:
     dim = ref[0].vector.shape[0]
 
     meta = got["metadata"]
-    assert meta["name"] == "zh-encoder" and meta["versions"] == ["1"]
+    version = client.info()["model_version"]  # the hex sha256 of the bundle's bundle.json
+    assert meta["name"] == "zh-encoder" and meta["versions"] == [version] and len(version) == 64
     assert meta["inputs"] == [{"name": "TEXT", "datatype": "BYTES", "shape": ["-1"]}]
     outputs = {o["name"]: (o["datatype"], o["shape"]) for o in meta["outputs"]}
     assert outputs["sentence_vector"] == ("FP32", ["-1", str(dim)])
@@ -66,7 +67,7 @@ def test_tritonclient_unmodified(served) -> None:
     assert got["server_metadata"]["name"] == "zh-rnn-encoder"
 
     every = got["all"]  # no outputs named: every output, request id echoed
-    assert every["id"] == "req-7" and every["model_version"] == "1"
+    assert every["id"] == "req-7" and every["model_version"] == version
     assert every["names"] == ["sentence_vector", "token_vectors", "token_lengths", "ids"]
     a = {k: np.array(v) for k, v in every["arrays"].items()}
     assert np.abs(a["sentence_vector"] - np.stack([e.vector for e in ref])).max() <= ATOL

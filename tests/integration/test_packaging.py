@@ -47,8 +47,9 @@ def test_http_transport_imports_without_grpc() -> None:
         sorted(GRPC),
         "from zh_rnn_encoder.transport.openai.api import OpenAIApi\n"
         "from zh_rnn_encoder.transport.openai.http_server import HttpServer\n"
-        "from zh_rnn_encoder.transport.serving_state import Served, ServingState\n"
-        "api = OpenAIApi(ServingState(), Served('m'), 1 << 20, [])\n"
+        "from zh_rnn_encoder.runtime.models import Models\n"
+        "from zh_rnn_encoder.transport.serving_state import ServingState\n"
+        "api = OpenAIApi(ServingState(Models(['m'])), 1 << 20, [])\n"
         "HttpServer(api)\n"
         "assert api.on_headers('POST', '/v1/embeddings', None, 10) is None\n"
         "assert not [m for m in sys.modules if m.partition('.')[0] in BLOCKED]\n",

@@ -70,8 +70,8 @@ def test_streams_wait_for_their_share() -> None:
 def test_response_and_chunk_sizes() -> None:
     """Each term, by its own count (tests/unit/test_response_size.py: against real responses)."""
     # texts' framing; each token's tag and length (2), 1 a 64 bytes of them; ids; UTF-8
-    assert tokenized_bytes([["北京", "好"], []]) == 2 * 24 + (2 * 2 + 1) + 2 * 10 + (6 + 3)
-    assert tokenized_bytes([["北京", "好"], []], id_bytes=2) == 2 * 24 + 5 + 2 * 2 + 9
+    assert tokenized_bytes([["北京", "好"], []]) == 72 + 2 * 24 + (2 * 2 + 1) + 2 * 10 + (6 + 3)
+    assert tokenized_bytes([["北京", "好"], []], id_bytes=2) == 72 + 2 * 24 + 5 + 2 * 2 + 9
     shape = {"token_bytes": 130, "id_bytes": 3, "dim": 4}
     pooled = ResponseShape([4, 6], **shape, token_vectors=False, state_bytes=0)
     tokens = 10 * 2 + 3 + 10 * 3 + 130

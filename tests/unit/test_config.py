@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from zh_rnn_encoder.runtime.cpus import available_cpus, cgroup_quota
+from zh_rnn_encoder.runtime.models import ModelSpec
 from zh_rnn_encoder.transport.config import from_args
 
 
@@ -58,3 +59,50 @@ def testcgroup_quota(tmp_path: Path) -> None:
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert cgroup_quota(v1) == 3.0
     assert cgroup_quota(tmp_path / "none") is None
+
+
+PIN = "ab" * 32
+
+
+def test_model_flags_serve_several_bundles_the_first_the_default() -> None:
+    cfg = from_args(["--model", "general=/b/g", "--model", f"news=/b/n@sha256:{PIN}"], env={})
+    assert cfg.served_models == (
+        ModelSpec("general", Path("/b/g")),
+        ModelSpec("news", Path("/b/n"), PIN),
+    )
+    assert cfg.bundle is None
+    one = from_args(
+        ["--bundle", "/b/x", "--model-name", "m", "--expect-bundle-sha256", PIN], env={}
+    )
+    assert one.models == () and one.served_models == (ModelSpec("m", Path("/b/x"), PIN),)
+
+
+def test_model_variable_lists_them_and_flags_win() -> None:
+    env = {"MODEL": "a=/b/a, b=/b/b"}
+    assert [m.name for m in from_args([], env=env).served_models] == ["a", "b"]
+    assert [m.name for m in from_args(["--model", "c=/b/c"], env=env).served_models] == ["c"]
+    # a worker is started with its parent's argv and environment: the same models
+    assert from_args([], env=env).served_models == from_args([], env=dict(env)).served_models
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "words"),
+    [
+        (["--model", "general"], {}, "expected NAME=PATH"),
+        (["--model", "=/b/a"], {}, "expected NAME=PATH"),
+        (["--model", "a="], {}, "expected NAME=PATH"),
+        (["--model", "a=/x", "--model", "a=/y"], {}, "'a' given twice"),
+        (["--model", "zh/news=/b/n"], {}, "without '/'"),
+        (["--model", "a=/x", "--bundle", "/y"], {}, "--model and --bundle"),
+        (["--model", "a=/x"], {"BUNDLE": "/y"}, "--model and --bundle"),
+        (["--model", "a=/x", "--model-name", "m"], {}, "--model-name names the one --bundle"),
+        (["--model", "a=/x", "--expect-bundle-sha256", PIN], {}, "NAME=PATH@sha256:HEX"),
+        (["--bundle", "/x", "--model-name", "a/b"], {}, "without '/'"),
+        ([], {}, "--bundle PATH or --model NAME=PATH"),
+    ],
+)
+def test_bad_model_forms_are_refused_saying_why(argv, env, words: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        from_args(argv, env=env)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err, err

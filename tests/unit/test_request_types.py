@@ -13,9 +13,8 @@ from zh_rnn_encoder.core.errors import InvalidInput, NotFound
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as oip_pb
 from zh_rnn_encoder.transport.oip import convert as oip
 from zh_rnn_encoder.transport.openai import convert
-from zh_rnn_encoder.transport.serving_state import Served
 
-SERVED, DIM = Served("encoder"), 8
+DIM = 8
 VALUES: list[object] = [[], {}, ["x"], 1.5, True, None, "", -1]
 BASE = {"model": "encoder", "input": ["你好"]}
 # The matrix's values each field accepts; every other one is refused naming the field.
@@ -32,7 +31,10 @@ ACCEPTED = {
 
 
 def _parse(**fields: object) -> tuple[list[str], object, str]:
-    return convert.parse_request(json.dumps({**BASE, **fields}).encode(), SERVED, DIM)
+    """As the API takes a body: parsed, then its dimensions checked against the model's."""
+    r = convert.parse_request(json.dumps({**BASE, **fields}).encode())
+    r.check_dimensions(DIM)
+    return r.texts, r.options, r.fmt
 
 
 def _param(e: Exception) -> str | None:

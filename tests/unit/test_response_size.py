@@ -19,11 +19,11 @@ from zh_rnn_encoder.runtime.types import EncodeResult, TextEncoding, Tokenized
 from zh_rnn_encoder.transport.encoder_v1 import convert as v1
 from zh_rnn_encoder.transport.oip import convert as oip
 from zh_rnn_encoder.transport.openai import convert as openai
-from zh_rnn_encoder.transport.serving_state import Served
 
 # Ids as large as an int64 varint gets (10 bytes), times as long as a day.
 BIG_ID = (1 << 63) - 1
 DAY_S = 86_400.0
+VERSION = "f" * 64  # a model version: the hex sha256 of a bundle.json
 # The issue's case: one Latin token of 16,000 letters a text; and the widest UTF-8 there is.
 TOKENS = {
     "long latin": lambda i: ["a" * 16_000],
@@ -83,9 +83,10 @@ CASES = [
 @pytest.mark.parametrize(("kind", "n", "dim", "tv", "st"), CASES)
 def test_encode_response_never_exceeds_its_estimate(kind, n, dim, tv, st) -> None:
     res, request_id = _result(kind, n, dim, tv, st), "請求" * 300
-    actual = len(v1.encode_response(res, request_id, arrived=-DAY_S).SerializeToString())
+    encoded = v1.encode_response(res, request_id, VERSION, arrived=-DAY_S)
+    actual = len(encoded.SerializeToString())
     shape = _shape(res, dim, tv, st)
-    bound = v1.response_size(request_id)(shape)
+    bound = v1.response_size(request_id, VERSION)(shape)
     # framing counted generously: a long token's length as if 1 byte in 64 of it
     slack = n * (160 + 24 * len(res.encodings[0].tokens)) + 128 + shape.token_bytes // 64
     assert actual <= bound <= actual + slack
@@ -95,7 +96,7 @@ def test_the_issues_case_is_counted_by_its_letters() -> None:
     """256 texts of one 16,000-letter token: over 4 MiB with their tokens, whatever the 24 bytes
     a token the old estimate counted made of it (about 0.3 MB)."""
     shape = ResponseShape([1] * 256, 256 * 16_000, 3, 256, False, 0)
-    assert v1.response_size("")(shape) > 4 << 20
+    assert v1.response_size("", VERSION)(shape) > 4 << 20
 
 
 def test_short_tokens_are_not_counted_much_above_their_size() -> None:
@@ -109,23 +110,23 @@ def test_short_tokens_are_not_counted_much_above_their_size() -> None:
         for _ in range(256)
     ]
     res = EncodeResult(encs, 0.01, 0.01, 0.01)
-    actual = len(v1.encode_response(res, "", 0.0).SerializeToString())
+    actual = len(v1.encode_response(res, "", VERSION, 0.0).SerializeToString())
     shape = ResponseShape([512] * 256, 256 * 512 * 6, varint_bytes(49_999), 256, False, 0)
-    assert actual <= v1.response_size("")(shape) <= 1.1 * actual < 4 << 20
+    assert actual <= v1.response_size("", VERSION)(shape) <= 1.1 * actual < 4 << 20
 
 
 @pytest.mark.parametrize(("kind", "n", "dim"), [(k, n, d) for k, n, d, tv, st in CASES[::3]])
 def test_open_inference_response_never_exceeds_its_estimate(kind, n, dim) -> None:
-    res, outputs, served = _result(kind, n, dim, True, False), list(oip.OUTPUTS), Served("m")
-    actual = len(oip.infer_response(res, outputs, served, "id-9", 0).SerializeToString())
-    bound = oip.response_size(outputs, served, "id-9")(_shape(res, dim, True, False))
+    res, outputs = _result(kind, n, dim, True, False), list(oip.OUTPUTS)
+    actual = len(oip.infer_response(res, outputs, "m", VERSION, "id-9", 0).SerializeToString())
+    bound = oip.response_size(outputs, "m", VERSION, "id-9")(_shape(res, dim, True, False))
     assert actual <= bound <= actual + 4 * oip.OUTPUT_BYTES + 64
 
 
 def test_open_inference_counts_the_padding() -> None:
     """One text of 500 tokens pads 63 of one token each to 500: 64 x 500 token vectors."""
     shape = ResponseShape([500] + [1] * 63, 600, 2, 256, True, 0)
-    size = oip.response_size([oip.TOKEN_VECTORS], Served("m"), "")(shape)
+    size = oip.response_size([oip.TOKEN_VECTORS], "m", VERSION, "")(shape)
     assert size >= 64 * 500 * 256 * 4
 
 
@@ -145,7 +146,7 @@ def test_embeddings_json_never_exceeds_its_estimate(fmt: str, dim: int) -> None:
 def test_tokenize_response_never_exceeds_its_estimate() -> None:
     texts = [TOKENS[k](i) for i, k in enumerate(TOKENS)] + [[]]
     out = [Tokenized(t, np.full(len(t), BIG_ID, np.int64), 2**32 - 1) for t in texts]
-    actual = len(v1.tokenize_response(out).SerializeToString())
+    actual = len(v1.tokenize_response(out, VERSION).SerializeToString())
     bound = tokenized_bytes(texts, varint_bytes(BIG_ID))
     utf8 = sum(len(t.encode()) for x in texts for t in x)
     assert actual <= bound <= actual + 24 * len(texts) + utf8 // 64 + 64

@@ -47,9 +47,11 @@ def test_response_decodes_to_the_same_arrays() -> None:
         TextEncoding(["北京", "冬奥"], np.array([5, 9]), vec, None, False, 2),
         TextEncoding(["你"], np.array([1]), vec * 2, tok, True, 4),
     ]
-    r = convert.encode_response(EncodeResult(encs, 0.001, 0.002, 0.003), "req-1", 0.0)
+    version = "0123abcd" * 8
+    r = convert.encode_response(EncodeResult(encs, 0.001, 0.002, 0.003), "req-1", version, 0.0)
     assert r.request_id == "req-1" and r.timing.queue_us == 2000
     back = from_response(pb.EncodeResponse.FromString(r.SerializeToString()))
+    assert [b.model_version for b in back] == [version, version]  # kept with every vector
     for e, b in zip(encs, back):
         assert b.tokens == e.tokens and b.ids.tolist() == e.ids.tolist()
         assert np.array_equal(b.vector, e.vector) and b.truncated == e.truncated

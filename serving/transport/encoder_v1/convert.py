@@ -22,8 +22,9 @@ from zh_rnn_encoder.proto_convert import (
 )
 from zh_rnn_encoder.runtime.admission import ResponseSize, response_bytes
 from zh_rnn_encoder.runtime.document import DocumentEncoding
+from zh_rnn_encoder.runtime.models import Models, ServedModel
 from zh_rnn_encoder.runtime.state import EncoderState
-from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo, Tokenized
+from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, Tokenized
 
 TOKENIZER_NAME = "jieba"
 
@@ -93,16 +94,18 @@ def fill_state(m: pb.State, s: EncoderState) -> None:
     fill_tensor(m.token_max, s.token_max)
 
 
-def response_size(request_id: str) -> ResponseSize:
+def response_size(request_id: str, model_version: str) -> ResponseSize:
     """The upper bound of an EncodeResponse's bytes (runtime/admission.py), with the request_id
-    it echoes: the tag and length of a string take at most 6 bytes."""
-    echoed = len(request_id.encode("utf-8")) + 6
+    and model_version it carries: the tag and length of a string take at most 6 bytes each."""
+    echoed = len(request_id.encode("utf-8")) + len(model_version.encode("utf-8")) + 12
     return lambda shape: response_bytes(shape) + echoed
 
 
-def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.EncodeResponse:
+def encode_response(
+    res: EncodeResult, request_id: str, model_version: str, arrived: float
+) -> pb.EncodeResponse:
     # Filling messages in place is about twice as fast as building them from keyword arguments.
-    r = pb.EncodeResponse(request_id=request_id)
+    r = pb.EncodeResponse(request_id=request_id, model_version=model_version)
     add = r.encodings.add
     for e in res.encodings:
         m = add(
@@ -125,25 +128,46 @@ def encode_response(res: EncodeResult, request_id: str, arrived: float) -> pb.En
     return r
 
 
-def document_response(doc: DocumentEncoding, request_id: str) -> pb.DocumentEncoding:
-    r = pb.DocumentEncoding(token_count=doc.tokens, char_count=doc.chars, request_id=request_id)
+def document_response(
+    doc: DocumentEncoding, request_id: str, model_version: str
+) -> pb.DocumentEncoding:
+    r = pb.DocumentEncoding(
+        token_count=doc.tokens,
+        char_count=doc.chars,
+        request_id=request_id,
+        model_version=model_version,
+    )
     fill_tensor(r.sentence_vector, doc.vector)
     fill_state(r.state, doc.state)
     return r
 
 
-def tokenize_response(out: list[Tokenized]) -> pb.TokenizeResponse:
+def tokenize_response(out: list[Tokenized], model_version: str) -> pb.TokenizeResponse:
     return pb.TokenizeResponse(
         texts=[
             pb.TokenizedText(tokens=t.tokens, ids=t.ids.tolist(), unknown_count=t.unknown)
             for t in out
+        ],
+        model_version=model_version,
+    )
+
+
+def list_models(models: Models) -> pb.ListModelsResponse:
+    """The loaded models, the default first (every one, once the server serves)."""
+    return pb.ListModelsResponse(
+        models=[
+            pb.ServedModel(name=m.name, version=m.version, is_default=m.name == models.default)
+            for m in models
         ]
     )
 
 
-def model_info(info: EncoderInfo) -> pb.ModelInfo:
+def model_info(model: ServedModel) -> pb.ModelInfo:
+    info = model.encoder.info
     m, tok, lim = info.model, info.tokenizer, info.limits
     return pb.ModelInfo(
+        model_name=model.name,
+        model_version=model.version,
         cell=m.cell.value,
         embedding_dim=m.embedding_dim,
         hidden_size=m.hidden_size,

@@ -54,13 +54,14 @@ class EncoderServicer:
     async def Encode(self, r: pb.EncodeRequest, context: Context) -> bytes:
         """The response serialized here (rpc.serialize_checked): its exact size is checked."""
         arrived = time.perf_counter()
-        encoder = self.state.require_encoder()
+        model = self.state.model(r.model)
+        encoder = model.encoder
         options, states = convert.options_of(r), convert.states_of(r)
-        size = convert.response_size(r.request_id)
+        size = convert.response_size(r.request_id, model.version)
         with await encoder.admit(r.texts, options, initial_states=states) as admitted:  # or shed
             result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
-            response = convert.encode_response(result, r.request_id, arrived)
+            response = convert.encode_response(result, r.request_id, model.version, arrived)
             return serialize_checked(response, encoder.limits.max_message_bytes)
 
     async def _stream_item(
@@ -71,15 +72,17 @@ class EncoderServicer:
         Admission, held until the response is written."""
         arrived = time.perf_counter()
         r = check_parsed(request)
-        encoder = self.state.require_encoder()
+        model = self.state.model(r.model)  # each request of a stream names its own
+        encoder = model.encoder
         options, states = convert.options_of(r), convert.states_of(r)
         admitted = await encoder.admit(
             r.texts, options, wait=True, initial_states=states, stream=stream
         )
         try:
-            result = await encoder.encode_admitted(admitted, convert.response_size(r.request_id))
+            size = convert.response_size(r.request_id, model.version)
+            result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
-            response = convert.encode_response(result, r.request_id, arrived)
+            response = convert.encode_response(result, r.request_id, model.version, arrived)
             return serialize_checked(response, encoder.limits.max_message_bytes), admitted
         except BaseException:
             admitted.release()
@@ -92,11 +95,12 @@ class EncoderServicer:
         budget); responses keep their order. A request's budget comes back once its response is
         written, so a client that does not read stops the stream from reading more."""
         try:
-            stream = self.state.require_encoder().stream_share()
+            self.state.models.get()
         except Exception as e:  # not ready: the stream ends before it starts
             code, message = status_of(e)
             self.metrics.record("EncodeStream", code.name)
             await context.abort(code, message)
+        stream = self.state.models.stream_share()  # shared by its requests, whatever models
         window: asyncio.Queue[asyncio.Future[tuple[bytes, Admission]] | None] = asyncio.Queue()
         in_flight = asyncio.Semaphore(MAX_STREAM_IN_FLIGHT)
 
@@ -164,12 +168,14 @@ class EncoderServicer:
     ) -> bytes:
         """Pieces in, one DocumentEncoding out; the first piece carries the options. Errors map
         as for Encode; past document_deadline_s, DEADLINE_EXCEEDED."""
-        encoder = self.state.require_encoder()
+        self.state.models.get()  # UNAVAILABLE while loading, before a piece is read
         it = pieces.__aiter__()
         try:
             first = check_parsed(await it.__anext__())
         except StopAsyncIteration:
             raise InvalidInput("document: no pieces; send at least one") from None
+        model = self.state.model(first.model)
+        encoder = model.encoder
 
         async def texts() -> AsyncIterator[str]:
             yield first.text
@@ -186,19 +192,23 @@ class EncoderServicer:
                 f"document_deadline_s={self.document_deadline_s:g} exceeded"
             ) from None
         self.metrics.encoded(1, doc.tokens)
-        response = convert.document_response(doc, first.request_id)
+        response = convert.document_response(doc, first.request_id, model.version)
         return serialize_checked(response, encoder.limits.max_message_bytes)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> bytes:
-        encoder = self.state.require_encoder()
-        async with encoder.tokenized(list(r.texts)) as out:
-            response = convert.tokenize_response(out)
-            return serialize_checked(response, encoder.limits.max_message_bytes)
+        model = self.state.model(r.model)
+        async with model.encoder.tokenized(list(r.texts)) as out:
+            response = convert.tokenize_response(out, model.version)
+            return serialize_checked(response, model.encoder.limits.max_message_bytes)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
-        return convert.model_info(self.state.require_encoder().info)
+        return convert.model_info(self.state.model(r.model))
+
+    @unary
+    async def ListModels(self, r: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
+        return convert.list_models(self.state.models)
 
 
 def _settle(task: asyncio.Future[Any]) -> None:
@@ -221,8 +231,8 @@ def _cancel_or_release(task: asyncio.Future[tuple[bytes, Admission]]) -> None:
 
 def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
     """Like the generated add_EncoderServicer_to_server, with lenient request parsing; Encode
-    and Tokenize also shed by size before parsing. Every method but GetModelInfo answers wire
-    bytes (rpc.serialize_checked), sent as they are."""
+    and Tokenize also shed by size before parsing. Every method but GetModelInfo and ListModels
+    answers wire bytes (rpc.serialize_checked), sent as they are."""
     ser = lambda m: m.SerializeToString()  # noqa: E731
     shed = functools.partial(shed_by_size, servicer.state)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
@@ -240,6 +250,9 @@ def add_to_server(servicer: EncoderServicer, server: grpc.aio.Server) -> None:
         ),
         "EncodeDocument": grpc.stream_unary_rpc_method_handler(
             servicer.EncodeDocument, lenient(pb.DocumentPiece), sent_as_is
+        ),
+        "ListModels": grpc.unary_unary_rpc_method_handler(
+            servicer.ListModels, lenient(pb.ListModelsRequest), ser
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

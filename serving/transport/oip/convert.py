@@ -1,4 +1,5 @@
-"""Open Inference Protocol v2 messages <-> domain objects: the one model this server serves.
+"""Open Inference Protocol v2 messages <-> domain objects: each model this server serves, by its
+name, and its one version: the hex sha256 of its bundle.json.
 
 The model takes one input, TEXT (BYTES, shape [N] or [N, 1]), and offers four outputs. Request
 parameters choose the encoding options; docs/protocols.md lists every field and what we do with it.
@@ -16,9 +17,9 @@ from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import to_json
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.runtime.admission import ResponseShape, ResponseSize
-from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult, EncoderInfo
+from zh_rnn_encoder.runtime.models import ServedModel
+from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.options import OPTIONS
-from zh_rnn_encoder.transport.serving_state import Served
 
 PLATFORM = "jieba_onnxruntime"
 TEXT = "TEXT"
@@ -40,7 +41,7 @@ _ITEM_BYTES = {name: 4 if t == "FP32" else 8 for name, t in _DATATYPE.items()}
 # An output in a response, besides its values: its InferOutputTensor (name, datatype, a shape of
 # up to 3 dimensions) and the framing of its raw contents (<= 64).
 OUTPUT_BYTES = 96
-# A response's own fields, besides the model's name and the id it echoes: version, framing.
+# A response's own fields, besides the model's name and version and the id it echoes: framing.
 RESPONSE_BYTES = 32
 
 
@@ -133,10 +134,10 @@ def options_of(r: pb.ModelInferRequest, outputs: list[str]) -> EncodeOptions:
     return EncodeOptions(**kw)
 
 
-def response_size(outputs: list[str], served: Served, request_id: str) -> ResponseSize:
+def response_size(outputs: list[str], name: str, version: str, request_id: str) -> ResponseSize:
     """The upper bound of a ModelInferResponse's bytes with these outputs: padded to the longest
     text, ``token_vectors`` and ``ids`` can be far larger than the tokens they hold."""
-    fixed = RESPONSE_BYTES + len(served.name.encode()) + len(request_id.encode())
+    fixed = RESPONSE_BYTES + sum(len(s.encode()) for s in (name, version, request_id))
 
     def size(shape: ResponseShape) -> int:
         n, width = len(shape.tokens), max(shape.tokens, default=0)
@@ -154,7 +155,8 @@ def response_size(outputs: list[str], served: Served, request_id: str) -> Respon
 def infer_response(
     res: EncodeResult,
     outputs: list[str],
-    served: Served,
+    name: str,
+    version: str,
     request_id: str,
     pad_id: int,
 ) -> pb.ModelInferResponse:
@@ -164,7 +166,7 @@ def infer_response(
     lengths = np.array([len(e.ids) for e in enc], dtype="<i8")
     width = int(lengths.max()) if n else 0
     dim = enc[0].vector.shape[0] if n else 0
-    r = pb.ModelInferResponse(model_name=served.name, model_version=served.version, id=request_id)
+    r = pb.ModelInferResponse(model_name=name, model_version=version, id=request_id)
     for name in outputs:
         if name == SENTENCE_VECTOR:
             arr = np.stack([e.vector for e in enc]) if n else np.zeros((0, dim))
@@ -184,14 +186,15 @@ def infer_response(
     return r
 
 
-def model_metadata(info: EncoderInfo, served: Served) -> pb.ModelMetadataResponse:
+def model_metadata(model: ServedModel) -> pb.ModelMetadataResponse:
+    info = model.encoder.info
     d = info.model.output_dim
     tensor = pb.ModelMetadataResponse.TensorMetadata
     m = info.model
     card = {} if info.card is None else {"model_card": _compact(to_json(info.card))}
     return pb.ModelMetadataResponse(
-        name=served.name,
-        versions=[served.version],
+        name=model.name,
+        versions=[model.version],
         platform=PLATFORM,
         inputs=[tensor(name=TEXT, datatype="BYTES", shape=[-1])],
         outputs=[

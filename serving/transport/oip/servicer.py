@@ -8,22 +8,25 @@ import functools
 import grpc
 
 from zh_rnn_encoder import __version__
+from zh_rnn_encoder.core.errors import NotReady
 from zh_rnn_encoder.proto.inference import open_inference_pb2 as pb
 from zh_rnn_encoder.transport.gate import shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.oip import convert
 from zh_rnn_encoder.transport.rpc import Context, lenient, sent_as_is, serialize_checked, unary
-from zh_rnn_encoder.transport.serving_state import Served, ServingState
+from zh_rnn_encoder.transport.serving_state import ServingState
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVER_NAME = "zh-rnn-encoder"
 
 
 class InferenceServicer:
-    """Readiness is the serving state's: the self-test passed and no drain has begun."""
+    """Readiness is the serving state's: every model's self-test passed and no drain has begun.
+    A request names its model by ``model_name`` ("": the default) and may name its version, the
+    hex sha256 of its bundle.json, which must then be the one served (NOT_FOUND otherwise)."""
 
-    def __init__(self, state: ServingState, served: Served, metrics: Metrics = NO_METRICS) -> None:
-        self.state, self.served, self.metrics = state, served, metrics
+    def __init__(self, state: ServingState, metrics: Metrics = NO_METRICS) -> None:
+        self.state, self.metrics = state, metrics
 
     @unary
     async def ServerLive(self, r: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
@@ -37,7 +40,10 @@ class InferenceServicer:
 
     @unary
     async def ModelReady(self, r: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
-        self.served.check(r.name, r.version)
+        try:
+            self.state.model(r.name, r.version)  # NOT_FOUND for a model or version not served
+        except NotReady:
+            return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=self.state.is_serving)
 
     @unary
@@ -50,23 +56,24 @@ class InferenceServicer:
     async def ModelMetadata(
         self, r: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
-        self.served.check(r.name, r.version)
-        return convert.model_metadata(self.state.require_encoder().info, self.served)
+        return convert.model_metadata(self.state.model(r.name, r.version))
 
     @unary
     async def ModelInfer(self, r: pb.ModelInferRequest, context: Context) -> bytes:
         """The response serialized here (rpc.serialize_checked), so that its exact size is checked;
         its padded outputs' size is checked before the graph runs (convert.response_size)."""
-        self.served.check(r.model_name, r.model_version)
-        encoder = self.state.require_encoder()
+        model = self.state.model(r.model_name, r.model_version)
+        encoder = model.encoder
         outputs = convert.requested_outputs(r)
         options = convert.options_of(r, outputs)
-        size = convert.response_size(outputs, self.served, r.id)
+        size = convert.response_size(outputs, model.name, model.version, r.id)
         with await encoder.admit(convert.texts_of(r), options) as admitted:  # or shed
             result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
             pad_id = encoder.bundle.vocab.pad_id
-            response = convert.infer_response(result, outputs, self.served, r.id, pad_id)
+            response = convert.infer_response(
+                result, outputs, model.name, model.version, r.id, pad_id
+            )
             return serialize_checked(response, encoder.limits.max_message_bytes)
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 
-from zh_rnn_encoder.core.errors import ErrorKind
+from zh_rnn_encoder.core.errors import ErrorKind, NotFound, NotReady
 from zh_rnn_encoder.core.manifest import to_json
+from zh_rnn_encoder.runtime.models import ServedModel
 from zh_rnn_encoder.transport import logs
 from zh_rnn_encoder.transport.gate import refusal, shed_by_size
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.openai.convert import (
+    MODEL_VERSION_HEADER,
+    Embeddings,
     Reply,
     error,
     error_reply,
@@ -25,7 +28,7 @@ from zh_rnn_encoder.transport.openai.convert import (
     response_size,
 )
 from zh_rnn_encoder.transport.security import UNAUTHENTICATED, bearer_ok
-from zh_rnn_encoder.transport.serving_state import Served, ServingState
+from zh_rnn_encoder.transport.serving_state import ServingState
 from zh_rnn_encoder.transport.status import OK, STATUS
 
 EMBEDDINGS = ("/v1/embeddings", "/embeddings")
@@ -45,12 +48,11 @@ class OpenAIApi:
     def __init__(
         self,
         state: ServingState,
-        served: Served,
         max_body_bytes: int,
         keys: list[bytes],
         metrics: Metrics = NO_METRICS,
     ) -> None:
-        self.state, self.served, self.max_body_bytes = state, served, max_body_bytes
+        self.state, self.max_body_bytes = state, max_body_bytes
         self.keys, self.metrics = keys, metrics
 
     def _record(self, method: str, reply: Reply, started: float | None = None) -> Reply:
@@ -111,19 +113,17 @@ class OpenAIApi:
             reply = error_reply(e)
         return self._record("Embeddings", reply, t0)
 
-    def _model_object(self) -> dict[str, object]:
-        """OpenAI's model object, and ours beside it once the bundle is loaded: the request
-        defaults and the model card (null for an untrained model)."""
-        obj: dict[str, object] = {
-            "id": self.served.name,
-            "object": "model",
-            "created": 0,
-            "owned_by": OWNER,
-        }
-        if self.state.encoder is None:
+    def _model_object(self, name: str) -> dict[str, object]:
+        """OpenAI's model object, and ours beside it once the model is loaded: its version, the
+        request defaults and the model card (null for an untrained model)."""
+        obj: dict[str, object] = {"id": name, "object": "model", "created": 0, "owned_by": OWNER}
+        try:
+            model = self.state.models.get(name)
+        except NotReady:
             return obj
-        info = self.state.encoder.info
+        info = model.encoder.info
         return obj | {
+            "version": model.version,
             "default_pooling": info.defaults.pooling.value,
             "default_normalize": info.defaults.normalize,
             "model_card": to_json(info.card),
@@ -131,21 +131,37 @@ class OpenAIApi:
 
     def _models(self, path: str) -> Reply:
         name = path.split("/models", 1)[1].lstrip("/")
-        if not name:
-            return json_reply(200, {"object": "list", "data": [self._model_object()]})
-        if name != self.served.name:
-            return error(404, f"unknown model {name!r}", param="model", code="model_not_found")
-        return json_reply(200, self._model_object())
+        if not name:  # every model, the default first
+            data = [self._model_object(n) for n in self.state.models.names]
+            return json_reply(200, {"object": "list", "data": data})
+        try:
+            self.state.models.get(name)
+        except NotFound as e:
+            return error_reply(e)
+        except NotReady:
+            pass  # listed by its name until it is loaded
+        return json_reply(200, self._model_object(name))
 
     async def _embeddings(self, body: bytes) -> Reply:
         """Its response's size is checked before the graph runs (an upper bound) and once it is
-        written (exact): over max_message_bytes, 413 naming it, as gRPC's INVALID_ARGUMENT."""
-        encoder = self.state.require_encoder()
-        texts, options, fmt = parse_request(body, self.served, encoder.output_dim)
-        with await encoder.admit(texts, options) as admitted:  # or shed
-            size = response_size(self.served.name, fmt)
+        written (exact): over max_message_bytes, 413 naming it, as gRPC's INVALID_ARGUMENT.
+        Every reply once the model is known names its version (MODEL_VERSION_HEADER)."""
+        request = parse_request(body)
+        model = self.state.model(request.model)
+        try:
+            reply = await self._encode(model, request)
+        except Exception as e:  # mapped by the one status table; unknown ones logged there
+            reply = error_reply(e)
+        reply.headers[MODEL_VERSION_HEADER] = model.version
+        return reply
+
+    async def _encode(self, model: ServedModel, request: Embeddings) -> Reply:
+        encoder = model.encoder
+        request.check_dimensions(encoder.output_dim)
+        with await encoder.admit(request.texts, request.options) as admitted:  # or shed
+            size = response_size(model.name, request.fmt)
             result = await encoder.encode_admitted(admitted, size)
             self.metrics.observe(result)
-            reply = json_reply(200, response(result, self.served.name, fmt))
+            reply = json_reply(200, response(result, model.name, request.fmt))
             encoder.limits.check_response(len(reply.body))
             return reply

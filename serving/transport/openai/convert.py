@@ -14,7 +14,6 @@ from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded, NotFound
 from zh_rnn_encoder.runtime.admission import ResponseShape, ResponseSize
 from zh_rnn_encoder.runtime.types import EncodeOptions, EncodeResult
 from zh_rnn_encoder.transport.options import OPTIONS
-from zh_rnn_encoder.transport.serving_state import Served
 from zh_rnn_encoder.transport.status import STATUS, classify
 
 # Our encoding options, accepted beside OpenAI's fields (openai's extra_body sends them).
@@ -31,8 +30,29 @@ FLOAT_CHARS = 18
 # An embedding object besides its vector; the response's other fields besides the model's name.
 EMBEDDING_BYTES, RESPONSE_BYTES = 64, 128
 RETRY_AFTER_S = "1"
+# The header that names the version of the model that made a response's vectors (every reply of
+# an embeddings call once its model is known): the hex sha256 of its bundle.json.
+MODEL_VERSION_HEADER = "x-model-version"
 _FIELD = re.compile(r"([a-z_]+)(?:\[\d+\])?: ")
 _TYPE = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A parsed /v1/embeddings request; its model is looked up, and ``dimensions`` checked
+    against it, by the caller."""
+
+    model: str
+    texts: list[str]
+    options: EncodeOptions
+    fmt: str  # "float" or "base64"
+    dimensions: int | None
+
+    def check_dimensions(self, dim: int) -> None:
+        if self.dimensions not in (None, dim):
+            raise InvalidInput(
+                f"dimensions: this model's vectors have {dim}, got {self.dimensions}"
+            )
 
 
 @dataclass
@@ -80,9 +100,9 @@ def _param_of(message: str) -> str | None:
     return name if name in ACCEPTED else None
 
 
-def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], EncodeOptions, str]:
-    """The texts, options and encoding format of a request body; InvalidInput naming the field
-    (OpenAI's ``param``) for anything else, a wrong JSON type included."""
+def parse_request(body: bytes) -> Embeddings:
+    """The model, texts, options and encoding format of a request body; InvalidInput naming the
+    field (OpenAI's ``param``) for anything else, a wrong JSON type included."""
     try:
         r = orjson.loads(body)
     except orjson.JSONDecodeError as e:  # invalid UTF-8 and lone surrogates too
@@ -95,7 +115,8 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
         raise InvalidInput("model: required")
     for name, kind in TYPES.items():
         _check_type(name, r.get(name), kind)
-    served.check(r["model"], "")
+    if not r["model"]:
+        raise InvalidInput("model: required, one of GET /v1/models")
     texts = r.get("input")
     if isinstance(texts, str):
         texts = [texts]
@@ -108,11 +129,9 @@ def parse_request(body: bytes, served: Served, dim: int) -> tuple[list[str], Enc
     fmt = "float" if fmt is None else fmt
     if fmt not in ("float", "base64"):
         raise InvalidInput(f"encoding_format: expected 'float' or 'base64', got {_shown(fmt)}")
-    if r.get("dimensions") not in (None, dim):
-        raise InvalidInput(f"dimensions: this model's vectors have {dim}, got {r['dimensions']}")
     # pooling, normalize absent or null: the model's; truncation, max_tokens: the defaults
     kw = {k: r[k] for k in OPTIONS if r.get(k) is not None}
-    return texts, EncodeOptions(**kw), fmt
+    return Embeddings(r["model"], texts, EncodeOptions(**kw), fmt, r.get("dimensions"))
 
 
 def _check_type(name: str, value: object, kind: type) -> None:

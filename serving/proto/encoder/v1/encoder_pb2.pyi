@@ -38,7 +38,7 @@ class Tensor(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("texts", "pooling", "normalize", "truncation", "max_tokens", "return_token_vectors", "request_id", "initial_states", "return_state")
+    __slots__ = ("texts", "pooling", "normalize", "truncation", "max_tokens", "return_token_vectors", "request_id", "initial_states", "return_state", "model")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     POOLING_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class EncodeRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INITIAL_STATES_FIELD_NUMBER: _ClassVar[int]
     RETURN_STATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     pooling: Pooling
     normalize: bool
@@ -57,7 +58,8 @@ class EncodeRequest(_message.Message):
     request_id: str
     initial_states: _containers.RepeatedCompositeFieldContainer[State]
     return_state: bool
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., truncation: _Optional[_Union[Truncation, str]] = ..., max_tokens: _Optional[int] = ..., return_token_vectors: _Optional[bool] = ..., request_id: _Optional[str] = ..., initial_states: _Optional[_Iterable[_Union[State, _Mapping]]] = ..., return_state: _Optional[bool] = ...) -> None: ...
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., truncation: _Optional[_Union[Truncation, str]] = ..., max_tokens: _Optional[int] = ..., return_token_vectors: _Optional[bool] = ..., request_id: _Optional[str] = ..., initial_states: _Optional[_Iterable[_Union[State, _Mapping]]] = ..., return_state: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class State(_message.Message):
     __slots__ = ("version", "graph_sha256", "cell", "num_layers", "hidden_size", "h", "c", "tokens", "token_sum", "token_max")
@@ -114,48 +116,56 @@ class Timing(_message.Message):
     def __init__(self, tokenize_us: _Optional[int] = ..., queue_us: _Optional[int] = ..., inference_us: _Optional[int] = ..., total_us: _Optional[int] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
-    __slots__ = ("encodings", "timing", "request_id")
+    __slots__ = ("encodings", "timing", "request_id", "model_version")
     ENCODINGS_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     encodings: _containers.RepeatedCompositeFieldContainer[Encoding]
     timing: Timing
     request_id: str
-    def __init__(self, encodings: _Optional[_Iterable[_Union[Encoding, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    model_version: str
+    def __init__(self, encodings: _Optional[_Iterable[_Union[Encoding, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., request_id: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class DocumentPiece(_message.Message):
-    __slots__ = ("text", "pooling", "normalize", "initial_state", "request_id")
+    __slots__ = ("text", "pooling", "normalize", "initial_state", "request_id", "model")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     POOLING_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     text: str
     pooling: Pooling
     normalize: bool
     initial_state: State
     request_id: str
-    def __init__(self, text: _Optional[str] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., initial_state: _Optional[_Union[State, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, text: _Optional[str] = ..., pooling: _Optional[_Union[Pooling, str]] = ..., normalize: _Optional[bool] = ..., initial_state: _Optional[_Union[State, _Mapping]] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class DocumentEncoding(_message.Message):
-    __slots__ = ("sentence_vector", "state", "token_count", "char_count", "request_id")
+    __slots__ = ("sentence_vector", "state", "token_count", "char_count", "request_id", "model_version")
     SENTENCE_VECTOR_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHAR_COUNT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     sentence_vector: Tensor
     state: State
     token_count: int
     char_count: int
     request_id: str
-    def __init__(self, sentence_vector: _Optional[_Union[Tensor, _Mapping]] = ..., state: _Optional[_Union[State, _Mapping]] = ..., token_count: _Optional[int] = ..., char_count: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    model_version: str
+    def __init__(self, sentence_vector: _Optional[_Union[Tensor, _Mapping]] = ..., state: _Optional[_Union[State, _Mapping]] = ..., token_count: _Optional[int] = ..., char_count: _Optional[int] = ..., request_id: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("texts",)
+    __slots__ = ("texts", "model")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class TokenizedText(_message.Message):
     __slots__ = ("tokens", "ids", "unknown_count")
@@ -168,14 +178,38 @@ class TokenizedText(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[int]] = ..., unknown_count: _Optional[int] = ...) -> None: ...
 
 class TokenizeResponse(_message.Message):
-    __slots__ = ("texts",)
+    __slots__ = ("texts", "model_version")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedCompositeFieldContainer[TokenizedText]
-    def __init__(self, texts: _Optional[_Iterable[_Union[TokenizedText, _Mapping]]] = ...) -> None: ...
+    model_version: str
+    def __init__(self, texts: _Optional[_Iterable[_Union[TokenizedText, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ServedModel]
+    def __init__(self, models: _Optional[_Iterable[_Union[ServedModel, _Mapping]]] = ...) -> None: ...
+
+class ServedModel(_message.Message):
+    __slots__ = ("name", "version", "is_default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    is_default: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_message_bytes", "max_queued_texts")
@@ -208,7 +242,7 @@ class TokenizerInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., hmm: _Optional[bool] = ..., whitespace: _Optional[str] = ..., user_dictionary: _Optional[bool] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version", "default_pooling", "default_normalize", "model_card")
+    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version", "default_pooling", "default_normalize", "model_card", "model_name", "model_version")
     class BundleSha256Entry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +269,8 @@ class ModelInfo(_message.Message):
     DEFAULT_POOLING_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     cell: str
     embedding_dim: int
     hidden_size: int
@@ -254,7 +290,9 @@ class ModelInfo(_message.Message):
     default_pooling: Pooling
     default_normalize: bool
     model_card: ModelCard
-    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ..., default_pooling: _Optional[_Union[Pooling, str]] = ..., default_normalize: _Optional[bool] = ..., model_card: _Optional[_Union[ModelCard, _Mapping]] = ...) -> None: ...
+    model_name: str
+    model_version: str
+    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ..., default_pooling: _Optional[_Union[Pooling, str]] = ..., default_normalize: _Optional[bool] = ..., model_card: _Optional[_Union[ModelCard, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class ModelCard(_message.Message):
     __slots__ = ("objective", "data", "split", "seed", "examples", "quality", "notes")

@@ -59,6 +59,11 @@ class EncoderStub:
                 request_serializer=encoder_dot_v1_dot_encoder__pb2.DocumentPiece.SerializeToString,
                 response_deserializer=encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/encoder.v1.Encoder/ListModels',
+                request_serializer=encoder_dot_v1_dot_encoder__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=encoder_dot_v1_dot_encoder__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class EncoderServicer:
@@ -103,6 +108,13 @@ class EncoderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The models this server serves: their names, versions, and which one is the default.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +142,11 @@ def add_EncoderServicer_to_server(servicer, server):
                     servicer.EncodeDocument,
                     request_deserializer=encoder_dot_v1_dot_encoder__pb2.DocumentPiece.FromString,
                     response_serializer=encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=encoder_dot_v1_dot_encoder__pb2.ListModelsRequest.FromString,
+                    response_serializer=encoder_dot_v1_dot_encoder__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +284,33 @@ class Encoder:
             '/encoder.v1.Encoder/EncodeDocument',
             encoder_dot_v1_dot_encoder__pb2.DocumentPiece.SerializeToString,
             encoder_dot_v1_dot_encoder__pb2.DocumentEncoding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/encoder.v1.Encoder/ListModels',
+            encoder_dot_v1_dot_encoder__pb2.ListModelsRequest.SerializeToString,
+            encoder_dot_v1_dot_encoder__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
