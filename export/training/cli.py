@@ -48,6 +48,7 @@ from zh_rnn_encoder.export.training.objectives import (
     TrainModel,
     parse_objective,
 )
+from zh_rnn_encoder.export.training.teacher import TEACHERS
 from zh_rnn_encoder.runtime.cpus import available_cpus
 
 CHECKPOINT_FILE, CONFIG_FILE, VOCAB_FILE = "checkpoint.pt", "train.json", "vocab.json"
@@ -310,7 +311,7 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--teacher",
-        choices=["tfidf"],
+        choices=TEACHERS,
         default=None,
         help="for 'distill': TF-IDF + logistic regression, out of fold (needs the eval extra)",
     )

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from zh_rnn_encoder.core.tokenizer import Tokenizer
-from zh_rnn_encoder.data.split import GROUP_CHARS, key_of
+from zh_rnn_encoder.data.split import group_of, key_of
 
 FOLDS = 5
-TEACHERS = ("tfidf",)
+TEACHERS = ("tfidf",)  # --teacher's choices
 
 
 def soft_labels(
@@ -44,7 +44,7 @@ def soft_labels(
     X, V = tfidf.vectors(tr_text), tfidf.vectors(va_text)
     c = tasks.choose_c(tasks.Split(X, tr_y), tasks.Split(V, va_y), seed=seed).c
     out: dict[str, np.ndarray] = {}
-    groups = [key_of(t)[:GROUP_CHARS] for t in tr_text]
+    groups = [group_of(key_of(t)) for t in tr_text]
     for fit_idx, held_idx in GroupKFold(FOLDS).split(X, tr_y, groups):
         # each fold's vocabulary from its own texts: the held-out fold's n-grams stay unseen
         fold = Tfidf(tokens, [tr_text[i] for i in fit_idx])

@@ -33,7 +33,12 @@ def _dropped(c: str) -> bool:
     return c.isspace() or cat[0] in "PZC"
 
 
+def group_of(key: str) -> str:
+    """The group a key belongs to: texts that start alike share it, and so a split."""
+    return key[:GROUP_CHARS]
+
+
 def split_of(key: str) -> str:
-    group = key[:GROUP_CHARS]
+    group = group_of(key)
     bucket = int(hashlib.sha1(group.encode("utf-8")).hexdigest()[:8], 16) % 10
     return TEST if bucket == 0 else VALID if bucket == 1 else TRAIN
