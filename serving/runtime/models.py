@@ -1,17 +1,20 @@
 """The models one server serves: name -> ServedModel, an immutable record of one loaded,
 self-tested bundle and its version, the first model the default; one in-flight budget for all.
 
-Every call looks its model up once (``Models.get``) and uses that record to the end, so that
-replacing a record (``put``) swaps a model for the calls that start after it while the calls in
-flight finish on the one they hold. docs/models.md says why the budget is shared.
+Every call that runs a model holds its record for the whole call (``Models.hold``), so that
+replacing a record (``replace``: a hot swap) serves the new one to the calls that start after it
+while the calls in flight finish on the one they hold; ``retire`` closes the old one once the
+last of them has returned. docs/models.md says why the budget is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zh_rnn_encoder.core.errors import NotFound, NotReady, Overloaded
@@ -58,14 +61,23 @@ def check_name(name: str, flag: str) -> None:
         )
 
 
+class Holders:
+    """How many calls hold a model now (``Models.hold``): touched on the event loop only."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One loaded, self-tested bundle under its name; ``version`` is its bundle's digest (the
-    hex sha256 of bundle.json, ``core.bundle.bundle_digest``), which every response carries."""
+    hex sha256 of bundle.json, ``core.bundle.bundle_digest``), which every response carries.
+    ``path`` is the configured path (a symlink stays one: a reload reads where it points then)."""
 
     name: str
     encoder: Encoder
     path: Path
+    holders: Holders = field(default_factory=Holders, compare=False, repr=False)
 
     @property
     def version(self) -> str:
@@ -80,10 +92,12 @@ def load_model(
     session_factory: SessionFactory = open_session,
 ) -> ServedModel:
     """Check the bundle of ``spec`` (its pin too), open its session and pass its golden samples,
-    or raise; its admitted work takes from ``budget``, the server's one in-flight budget."""
+    or raise; its admitted work takes from ``budget``, the server's one in-flight budget. A path
+    that is a symlink is resolved once, so that every file comes from the one directory it
+    pointed to then, even if it is repointed while this reads (as Kubernetes updates volumes)."""
     config = dataclasses.replace(config, expect_bundle_sha256=spec.pin)
     encoder = Encoder.from_bundle(
-        spec.path, config=config, on_run=on_run, session_factory=session_factory
+        spec.path.resolve(), config=config, on_run=on_run, session_factory=session_factory
     )
     encoder.budget = budget  # before it serves: every model's work counts against one bound
     return ServedModel(spec.name, encoder, spec.path)
@@ -101,11 +115,34 @@ class Models:
         self.max_queued_texts = config.limits.max_queued_texts
         self._records: dict[str, ServedModel] = {}
 
-    def put(self, model: ServedModel) -> None:
-        """Serve ``model`` under its name from the next lookup on (one assignment: atomic)."""
+    def put(self, model: ServedModel) -> ServedModel | None:
+        """Serve ``model`` under its name from the next lookup on (one assignment: atomic);
+        returns the record it replaced (None at start-up), still held by the calls in flight:
+        ``retire`` it."""
         if model.name not in self.names:
             raise ValueError(f"{model.name!r} is not one of the configured models {self.names}")
+        old = self._records.get(model.name)
         self._records[model.name] = model
+        return old
+
+    @contextmanager
+    def hold(self, name: str = "", version: str = "") -> Iterator[ServedModel]:
+        """``get``, held until the ``with`` ends: a call that runs the model holds it from its
+        lookup to its response, so that a swap never closes a model under a call."""
+        model = self.get(name, version)
+        model.holders.n += 1
+        try:
+            yield model
+        finally:
+            model.holders.n -= 1
+
+    @staticmethod
+    async def retire(old: ServedModel, poll_s: float = 0.01) -> None:
+        """Once no call holds ``old`` (replaced by ``put``), finish what its batcher accepted
+        and close it; its memory goes with the last reference to the record."""
+        while old.holders.n:
+            await asyncio.sleep(poll_s)
+        await old.encoder.aclose()
 
     def get(self, name: str = "", version: str = "") -> ServedModel:
         """The model called ``name`` ("": the default), of ``version`` if one is named: NotFound

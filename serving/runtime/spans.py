@@ -18,6 +18,9 @@ class Spans:
         """The span of the call the current task serves, to hang its stages on; None: none."""
         return None
 
+    def model_used(self, span: object, name: str, version: str) -> None:
+        """The call runs model ``name`` at ``version`` (its span named the default model)."""
+
     def tokenized(self, span: object, start: float, end: float, texts: int, tokens: int) -> None:
         """The call's texts were tokenized into ``tokens`` tokens between ``start`` and ``end``."""
 

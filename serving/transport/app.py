@@ -30,6 +30,7 @@ from zh_rnn_encoder.transport.encoder_v1 import servicer as encoder_v1
 from zh_rnn_encoder.transport.interceptors import BearerAuth, Guard, LoadGate
 from zh_rnn_encoder.transport.metrics import NO_METRICS, Metrics
 from zh_rnn_encoder.transport.oip import servicer as oip
+from zh_rnn_encoder.transport.reload import Reloader
 from zh_rnn_encoder.transport.rpc import server_credentials
 from zh_rnn_encoder.transport.security import load_tokens
 from zh_rnn_encoder.transport.serving_state import ADMIT_AFTER_SIGNAL_S, ServingState
@@ -64,6 +65,7 @@ class App:
         self.http: HttpServer | None = None  # the OpenAI-compatible HTTP listener (--http-listen)
         self.http_port: int | None = None
         self.tracing: Tracing | None = None  # spans of every call (--otlp-endpoint)
+        self.reloader = Reloader(cfg.served_models, state.models, self.load_model, metrics)
 
     async def start(self) -> None:
         """Both listeners accept connections; every call is NOT_SERVING / 503 until load()."""
@@ -93,6 +95,7 @@ class App:
         )
         await self.set_health(SERVING)
         self.metrics.serving(models)
+        self.reloader.loaded.set()  # SIGHUP reloads from now on (reload.py)
         return models
 
     async def load_model(self, spec: ModelSpec) -> ServedModel:
@@ -124,6 +127,7 @@ class App:
         await self.state.closed_event.wait()
         await asyncio.sleep(min(0.1, admit_s))  # calls on their way now meet the closed gate
         await self.stop(max(0.0, grace - admit_s))
+        await self.reloader.aclose()
         if self.state.models.ready:
             self._trim.cancel()
         await self.state.models.aclose()
@@ -237,6 +241,22 @@ def _tracing(cfg: ServerConfig) -> Tracing | None:
     return Tracing(cfg.otlp_endpoint, cfg.otlp_service_name, cfg.served_models[0].name)
 
 
+def _log_serving(models: Models, host: str, port: int, ready_in: float) -> None:
+    """The line that says the server serves. A function of its own, so that no local of the
+    long-lived serve() keeps a model that a reload replaces (and its memory) alive."""
+    default = models.get()
+    log.info(
+        "serving encoder.v1 on %s:%d %s provider=%s threads=%d tokenizer=%s ready_in=%.2fs",
+        host,
+        port,
+        " ".join(f"model={m.name} bundle={m.path} (sha256:{m.version})" for m in models),
+        default.encoder.session.provider,
+        default.encoder.session.threads,
+        default.encoder.tokenizer.backend,
+        ready_in,
+    )
+
+
 def write_port_file(path: Path, port: int) -> None:
     """Atomically, so a reader never sees a half-written number."""
     tmp = path.with_name(path.name + ".tmp")
@@ -251,6 +271,8 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
     # The event loop answers probes while tokenizer and ORT threads work: hand it the GIL often.
     sys.setswitchinterval(0.0005)
     app = await build_server(cfg, session_factory)
+    # From here SIGHUP reloads the bundles (once they have loaded) rather than ending the process.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app.reloader.request)
     await app.start()
     host = cfg.listen.rsplit(":", 1)[0]
     if cfg.port_file:
@@ -287,17 +309,7 @@ async def serve(cfg: ServerConfig, session_factory: SessionFactory = open_sessio
         return 2
     if cfg.ready_file:
         write_port_file(cfg.ready_file, app.port)
-    default = models.get()
-    log.info(
-        "serving encoder.v1 on %s:%d %s provider=%s threads=%d tokenizer=%s ready_in=%.2fs",
-        host,
-        app.port,
-        " ".join(f"model={m.name} bundle={m.path} (sha256:{m.version})" for m in models),
-        default.encoder.session.provider,
-        default.encoder.session.threads,
-        default.encoder.tokenizer.backend,
-        time.perf_counter() - t0,
-    )
+    _log_serving(models, host, app.port, time.perf_counter() - t0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

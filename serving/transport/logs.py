@@ -23,6 +23,7 @@ log = logging.getLogger("encoder")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The call a task is serving: (method, request id or ""), set by each transport as it starts one.
 _CALL: ContextVar[tuple[str, str] | None] = ContextVar("encoder_call", default=None)
+_MODEL: ContextVar[tuple[str, str] | None] = ContextVar("encoder_model", default=None)
 # Loggers that bring their own stderr handler when imported; in JSON they propagate instead.
 _OWN_HANDLERS = ("jieba", "uvicorn", "uvicorn.error", "uvicorn.access")
 RELAYED = "ENCODER_STDERR_RELAY"  # set once stderr goes through the relay (workers inherit it)
@@ -40,6 +41,12 @@ def begin(method: str, request_id: str = "") -> None:
     _CALL.set((method, request_id))
 
 
+def bind_model(name: str, version: str) -> None:
+    """The current task's call runs model ``name`` at ``version``: its records say so (else they
+    name the default model)."""
+    _MODEL.set((name, version))
+
+
 def done(method: str, status: str, started: float | None = None, request_id: str = "") -> None:
     """One line per finished call, at DEBUG (off at the default INFO: one cached level check);
     ``started`` None: refused on its headers."""
@@ -52,7 +59,8 @@ def done(method: str, status: str, started: float | None = None, request_id: str
 
 
 class CallFields(logging.Filter):
-    """Adds the call in progress (method, request id) and the served model to each record."""
+    """Adds the call in progress (method, request id) and its model (``bind_model``; the default
+    model until the call has looked its model up) to each record."""
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -66,7 +74,12 @@ class CallFields(logging.Filter):
             if request_id:
                 fields.setdefault("request_id", request_id)
         if "method" in fields:
-            fields.setdefault("model", self.model)
+            model = _MODEL.get()
+            if model is None:
+                fields.setdefault("model", self.model)
+            else:
+                fields.setdefault("model", model[0])
+                fields.setdefault("model_version", model[1])
         return True
 
 

@@ -118,6 +118,14 @@ class Trimmer:
             self.free = heap_free()
 
 
+async def release() -> None:
+    """Give back what was just freed (a model a reload replaced): a full collection on the event
+    loop (asyncio objects' finalizers belong there), then malloc_trim off it."""
+    gc.collect()
+    if LIBC is not None:
+        await asyncio.get_running_loop().run_in_executor(None, LIBC.malloc_trim, 0)
+
+
 async def trim_periodically(busy: Callable[[], bool]) -> None:
     """Every TRIM_EVERY_S, asks the Trimmer; ``busy()`` says whether work was admitted since
     the last call. Idle, a step costs a read of /proc/self/statm and one mallinfo2 (~20 us)."""

@@ -40,6 +40,12 @@ class Metrics:
     def serving(self, models: Models) -> None:
         """The server reports SERVING with these models: readiness, and their queue from now on."""
 
+    def model_served(self, name: str, version: str, replaces: str = "") -> None:
+        """Model ``name`` is served at ``version`` from now on, in place of ``replaces``."""
+
+    def reloaded(self, name: str, outcome: str) -> None:
+        """A reload (SIGHUP) of model ``name``: "swapped", "unchanged" or "refused"."""
+
     def draining(self) -> None:
         """The server reports NOT_SERVING from now on."""
 

@@ -73,6 +73,20 @@ class PrometheusMetrics(Metrics):
             registry=r,
             multiprocess_mode="livesum" if multiprocess else "all",  # "all": Gauge's default
         )
+        self.versions = Gauge(
+            "encoder_model_version",
+            "1 for each served model's name and version (under --workers: how many workers "
+            "serve it); a version replaced by a reload reads 0",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="livesum" if multiprocess else "all",
+        )
+        self.reloads = Counter(
+            "encoder_model_reloads",
+            "Bundle reloads (SIGHUP) by model and outcome: swapped, unchanged, refused",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.ready = Gauge(
             "encoder_ready",
             "1 while the server reports SERVING",
@@ -121,7 +135,17 @@ class PrometheusMetrics(Metrics):
             self._watch = asyncio.ensure_future(_every(1.0, self.queued.set, models))
         else:
             self.queued.set_function(lambda: models.queued_texts)
+        for m in models:
+            self.model_served(m.name, m.version)
         self.ready.set(1)
+
+    def model_served(self, name: str, version: str, replaces: str = "") -> None:
+        if replaces:  # 0, not removed: a worker's file keeps every series it ever wrote
+            self.versions.labels(name, replaces).set(0)
+        self.versions.labels(name, version).set(1)
+
+    def reloaded(self, name: str, outcome: str) -> None:
+        self.reloads.labels(name, outcome).inc()
 
     def draining(self) -> None:
         self.ready.set(0)

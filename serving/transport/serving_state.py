@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from zh_rnn_encoder.runtime.models import Models, ServedModel
+from zh_rnn_encoder.transport import logs
 
 # Long enough for every call sent before the signal to reach the server and its headers to be
 # read, even on a loaded event loop; short against a rolling deploy's patience.
@@ -49,5 +52,17 @@ class ServingState:
 
     def model(self, name: str = "", version: str = "") -> ServedModel:
         """The model a call names ("": the default), looked up once per call: NotFound
-        (NOT_FOUND) for one not served, NotReady (UNAVAILABLE) while it loads."""
+        (NOT_FOUND) for one not served, NotReady (UNAVAILABLE) while it loads. For what only
+        reads the model's description; a call that runs it holds it (``hold``)."""
         return self.models.get(name, version)
+
+    @contextmanager
+    def hold(self, name: str = "", version: str = "") -> Iterator[ServedModel]:
+        """``model``, held until the ``with`` ends: a hot swap closes the model it replaced only
+        once no call holds it (Models.hold). The call's log records and span name it."""
+        with self.models.hold(name, version) as model:
+            logs.bind_model(model.name, model.version)
+            spans = model.encoder.spans
+            if spans.enabled and (span := spans.current()) is not None:
+                spans.model_used(span, model.name, model.version)
+            yield model

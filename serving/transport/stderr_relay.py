@@ -41,8 +41,9 @@ def _is_json(line: bytes) -> bool:
 
 
 def main() -> None:
-    # The server drains on these and logs until it exits; the relay ends with its input (EOF).
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # The server drains (or reloads: SIGHUP) on these and logs on; the relay ends with its
+    # input (EOF).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:

@@ -91,6 +91,10 @@ class Tracing(Spans):
         span = trace.get_current_span()
         return span if span.is_recording() else None
 
+    def model_used(self, span: object, name: str, version: str) -> None:
+        assert isinstance(span, Span)  # what current() returned
+        span.set_attributes({"encoder.model": name, "encoder.model_version": version})
+
     def tokenized(self, span: object, start: float, end: float, texts: int, tokens: int) -> None:
         counts = {"encoder.texts": texts, "encoder.tokens": tokens}
         self._child(span, "tokenize", start, end, counts)

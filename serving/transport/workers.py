@@ -4,8 +4,10 @@ One Python gRPC process saturates about one core in the gRPC stack, so a host wi
 runs more processes. The kernel spreads connections over the workers' listening sockets. The
 parent keeps the port bound (so a restart finds it free of strangers), restarts a worker that
 dies with a growing backoff, and on SIGTERM/SIGINT forwards the signal so that every worker
-drains as one server does (zero accepted requests lost), then exits 0. Each worker has its own
-onnxruntime session and batcher, with its share of the CPUs as threads.
+drains as one server does (zero accepted requests lost), then exits 0. SIGHUP (reload the
+bundles, reload.py) goes to every worker that serves, and to one still starting once it serves
+(before then its handler may not be installed, and SIGHUP's default would end it). Each worker
+has its own onnxruntime session and batcher, with its share of the CPUs as threads.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Supervisor:
         self.ready = [self._dir / f"worker-{i}.ready" for i in range(workers)]
         self.metrics_dir = self._dir / "metrics" if cfg.metrics_listen else None
         self.http_address = ""  # the shared HTTP port, once reserved
+        self.reload_due = [False] * workers  # a SIGHUP not yet passed on to worker i
 
     async def run(self) -> int:
         sock, host, port = reserve_port(self.cfg.listen)
@@ -108,6 +111,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        forwarder = asyncio.ensure_future(self._forward_reloads())
         keepers = [asyncio.ensure_future(self._keep(i, address)) for i in range(self.n)]
         asyncio.ensure_future(self._announce(port, http_port))
         done = asyncio.ensure_future(asyncio.gather(*keepers))
@@ -117,6 +122,7 @@ class Supervisor:
             log.info("signal received: draining %d workers", self.n)
             self._stop_all()
         codes = await done
+        forwarder.cancel()
         sock.close()
         if http_sock:
             http_sock.close()
@@ -144,6 +150,27 @@ class Supervisor:
         serves and removed the moment the parent learns that it exited (metrics thread)."""
         return not self.stopping and all(r.exists() for r in self.ready)
 
+    def _reload(self) -> None:
+        """SIGHUP: every worker reloads its bundles, each on its own (reload.py)."""
+        if self.stopping:
+            return
+        log.info("SIGHUP: asking %d workers to reload their bundles", self.n)
+        self.reload_due = [True] * self.n
+        self._pass_reloads()
+
+    def _pass_reloads(self) -> None:
+        for i, p in enumerate(self.procs):
+            if self.reload_due[i] and p and p.returncode is None and self.ready[i].exists():
+                p.send_signal(signal.SIGHUP)
+                self.reload_due[i] = False
+
+    async def _forward_reloads(self) -> None:
+        """A reload due to a worker that was still starting, once it serves."""
+        while not self.stopping:
+            await asyncio.sleep(0.05)
+            if any(self.reload_due):
+                self._pass_reloads()
+
     def _stop_all(self) -> None:
         self.stopping = True
         for p in self.procs:
@@ -156,6 +183,7 @@ class Supervisor:
         while True:
             started = time.monotonic()
             self.ready[i].unlink(missing_ok=True)
+            self.reload_due[i] = False  # a new worker reads every bundle as it is now
             p = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",

@@ -317,3 +317,42 @@ def test_native_stderr_is_wrapped_too(bundle, jieba_cache, tmp_path) -> None:
     records = _records(proc)
     assert any(r["logger"] == "grpc.core" and r["level"] == "ERROR" for r in records), records
     assert records[-1]["message"].startswith("cannot start")
+
+
+def test_logs_and_spans_name_the_model_each_call_runs(
+    bundle, bundle_factory, jieba_cache, receiver
+) -> None:
+    """Two models: a call on the second one logs and traces its name and version, not the
+    default's."""
+    from zh_rnn_encoder.core.bundle import bundle_digest
+
+    news = bundle_factory(seed=5, **SMALL)[0]
+    http_file = Path(tempfile.mkdtemp(prefix="encoder-http-")) / "port"
+    proc = ServerProcess(
+        "--model", f"general={bundle}", "--model", f"news={news}", "--listen", "127.0.0.1:0",
+        "--http-listen", "127.0.0.1:0", "--http-port-file", str(http_file),
+        "--jieba-cache-dir", str(jieba_cache), "--log-level", "DEBUG", "--log-format", "json",
+        "--otlp-endpoint", f"http://127.0.0.1:{receiver.port}", "--auth-tokens", KEY,
+        env={"OTEL_BSP_SCHEDULE_DELAY": "100"},
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{proc.port()}"
+        wait_health(target, "SERVING")
+        md = (("traceparent", _traceparent("00f067aa0ba902c1")), ("authorization", f"Bearer {KEY}"))
+        with grpc.insecure_channel(target) as ch:
+            r = pb.EncodeRequest(texts=[TUTORIAL], model="news", request_id="on-news")
+            pb_grpc.EncoderStub(ch).Encode(r, metadata=md, timeout=30)
+            _encode(pb_grpc.EncoderStub(ch), [TUTORIAL])  # the default model
+        body = {"input": [TUTORIAL], "model": "news"}
+        assert _post(_http_port(proc, http_file), body)[0] == 200
+        span = _server_span(receiver, "encoder.v1.Encoder/Encode", "00f067aa0ba902c1")
+        a = _attrs(span)
+        assert a["encoder.model"] == "news" and a["encoder.model_version"] == bundle_digest(news)
+    finally:
+        _stop(proc)
+    calls = {(r["method"], r.get("request_id", "")): r for r in _records(proc) if "status" in r}
+    on_news, on_default = calls[("Encode", "on-news")], calls[("Encode", "req-7")]
+    assert (on_news["model"], on_news["model_version"]) == ("news", bundle_digest(news))
+    assert on_default["model"] == "general"
+    assert on_default["model_version"] == bundle_digest(bundle)
+    assert calls[("Embeddings", "")]["model"] == "news"

@@ -20,6 +20,7 @@ SCALE = stress.Scale(
     idle_wait_s=3.0,
     worker_kills=1,
     cancelled_streams=200,
+    swaps=2,
 )
 
 
@@ -95,3 +96,9 @@ def test_cancelled_streams_leave_no_error_in_the_log(bundle, jieba_cache) -> Non
     r = stress.probe_cancelled_streams(bundle, jieba_cache, SCALE)
     assert r.ok and r.measured["error_lines"] == 0, r.measured
     assert r.measured["cancelled"]["EncodeStream waiting for its next request"] == 200
+
+
+def test_swaps_under_load_fail_no_call(bundle, jieba_cache) -> None:
+    m = stress.probe_swap(bundle, jieba_cache, SCALE).measured
+    assert m["swaps"] == 2 and m["calls"] > 0 and set(m["codes"]) == {"OK"}, m
+    assert len(m["first_new_version_after_signal_s"]) == 2

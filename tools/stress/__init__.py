@@ -25,6 +25,7 @@ from tools.stress.load import (
     probe_unread_streams,
 )
 from tools.stress.recovery import probe_idle_streams, probe_worker_readiness
+from tools.stress.swap import probe_swap
 
 __all__ = ["FULL", "MEMORY_PROBES", "PROBES", "QUICK", "Result", "Scale"]
 
@@ -45,5 +46,6 @@ PROBES: dict[str, Callable] = {
     "cancelled streams": probe_cancelled_streams,
     "idle streams": probe_idle_streams,
     "worker readiness": probe_worker_readiness,
+    "swap under load": probe_swap,
 }
 MEMORY_PROBES = {"storm", "http storm", "big requests", "unread streams"}

@@ -47,6 +47,7 @@ class Scale:
     flood_seconds: float = 20.0  # the HTTP URL flood
     idle_connections: int = 1_100  # HTTP connections that each send one request line
     cancelled_streams: int = 2_000  # EncodeStreams cancelled while the server waits for more
+    swaps: int = 6  # hot swaps (SIGHUP) under load, alternating between two versions
 
 
 FULL = Scale(
@@ -55,7 +56,7 @@ FULL = Scale(
 )  # fmt: skip
 QUICK = Scale(
     64, 4.0, 64, 16, 2, 8, 3_000, idle_streams=2_000, idle_wait_s=10.0, worker_kills=1,
-    flood_seconds=5.0, idle_connections=1_100, cancelled_streams=400,
+    flood_seconds=5.0, idle_connections=1_100, cancelled_streams=400, swaps=2,
 )  # fmt: skip
 
 

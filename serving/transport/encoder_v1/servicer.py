@@ -54,15 +54,17 @@ class EncoderServicer:
     async def Encode(self, r: pb.EncodeRequest, context: Context) -> bytes:
         """The response serialized here (rpc.serialize_checked): its exact size is checked."""
         arrived = time.perf_counter()
-        model = self.state.model(r.model)
-        encoder = model.encoder
-        options, states = convert.options_of(r), convert.states_of(r)
-        size = convert.response_size(r.request_id, model.version)
-        with await encoder.admit(r.texts, options, initial_states=states) as admitted:  # or shed
-            result = await encoder.encode_admitted(admitted, size)
-            self.metrics.observe(result)
-            response = convert.encode_response(result, r.request_id, model.version, arrived)
-            return serialize_checked(response, encoder.limits.max_message_bytes)
+        with self.state.hold(r.model) as model:
+            encoder = model.encoder
+            options, states = convert.options_of(r), convert.states_of(r)
+            size = convert.response_size(r.request_id, model.version)
+            with await encoder.admit(
+                r.texts, options, initial_states=states
+            ) as admitted:  # or shed
+                result = await encoder.encode_admitted(admitted, size)
+                self.metrics.observe(result)
+                response = convert.encode_response(result, r.request_id, model.version, arrived)
+                return serialize_checked(response, encoder.limits.max_message_bytes)
 
     async def _stream_item(
         self, request: pb.EncodeRequest | Unparsed, stream: Budget
@@ -72,21 +74,21 @@ class EncoderServicer:
         Admission, held until the response is written."""
         arrived = time.perf_counter()
         r = check_parsed(request)
-        model = self.state.model(r.model)  # each request of a stream names its own
-        encoder = model.encoder
-        options, states = convert.options_of(r), convert.states_of(r)
-        admitted = await encoder.admit(
-            r.texts, options, wait=True, initial_states=states, stream=stream
-        )
-        try:
-            size = convert.response_size(r.request_id, model.version)
-            result = await encoder.encode_admitted(admitted, size)
-            self.metrics.observe(result)
-            response = convert.encode_response(result, r.request_id, model.version, arrived)
-            return serialize_checked(response, encoder.limits.max_message_bytes), admitted
-        except BaseException:
-            admitted.release()
-            raise
+        with self.state.hold(r.model) as model:  # each request of a stream names its own
+            encoder = model.encoder
+            options, states = convert.options_of(r), convert.states_of(r)
+            admitted = await encoder.admit(
+                r.texts, options, wait=True, initial_states=states, stream=stream
+            )
+            try:
+                size = convert.response_size(r.request_id, model.version)
+                result = await encoder.encode_admitted(admitted, size)
+                self.metrics.observe(result)
+                response = convert.encode_response(result, r.request_id, model.version, arrived)
+                return serialize_checked(response, encoder.limits.max_message_bytes), admitted
+            except BaseException:
+                admitted.release()
+                raise
 
     async def EncodeStream(
         self, requests: AsyncIterator[pb.EncodeRequest | Unparsed], context: Context
@@ -174,33 +176,33 @@ class EncoderServicer:
             first = check_parsed(await it.__anext__())
         except StopAsyncIteration:
             raise InvalidInput("document: no pieces; send at least one") from None
-        model = self.state.model(first.model)
-        encoder = model.encoder
 
         async def texts() -> AsyncIterator[str]:
             yield first.text
             async for piece in it:
                 yield check_parsed(piece).text
 
-        options = convert.document_options_of(first)
-        initial = convert.state_of(first.initial_state, "initial_state")
-        run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
-        try:
-            doc = await asyncio.wait_for(run, self.document_deadline_s or None)
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"document_deadline_s={self.document_deadline_s:g} exceeded"
-            ) from None
-        self.metrics.encoded(1, doc.tokens)
-        response = convert.document_response(doc, first.request_id, model.version)
-        return serialize_checked(response, encoder.limits.max_message_bytes)
+        with self.state.hold(first.model) as model:
+            encoder = model.encoder
+            options = convert.document_options_of(first)
+            initial = convert.state_of(first.initial_state, "initial_state")
+            run = encoder.aencode_document(texts(), options, initial, self.max_document_tokens)
+            try:
+                doc = await asyncio.wait_for(run, self.document_deadline_s or None)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"document_deadline_s={self.document_deadline_s:g} exceeded"
+                ) from None
+            self.metrics.encoded(1, doc.tokens)
+            response = convert.document_response(doc, first.request_id, model.version)
+            return serialize_checked(response, encoder.limits.max_message_bytes)
 
     @unary
     async def Tokenize(self, r: pb.TokenizeRequest, context: Context) -> bytes:
-        model = self.state.model(r.model)
-        async with model.encoder.tokenized(list(r.texts)) as out:
-            response = convert.tokenize_response(out, model.version)
-            return serialize_checked(response, model.encoder.limits.max_message_bytes)
+        with self.state.hold(r.model) as model:
+            async with model.encoder.tokenized(list(r.texts)) as out:
+                response = convert.tokenize_response(out, model.version)
+                return serialize_checked(response, model.encoder.limits.max_message_bytes)
 
     @unary
     async def GetModelInfo(self, r: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:

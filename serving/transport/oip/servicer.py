@@ -62,19 +62,19 @@ class InferenceServicer:
     async def ModelInfer(self, r: pb.ModelInferRequest, context: Context) -> bytes:
         """The response serialized here (rpc.serialize_checked), so that its exact size is checked;
         its padded outputs' size is checked before the graph runs (convert.response_size)."""
-        model = self.state.model(r.model_name, r.model_version)
-        encoder = model.encoder
-        outputs = convert.requested_outputs(r)
-        options = convert.options_of(r, outputs)
-        size = convert.response_size(outputs, model.name, model.version, r.id)
-        with await encoder.admit(convert.texts_of(r), options) as admitted:  # or shed
-            result = await encoder.encode_admitted(admitted, size)
-            self.metrics.observe(result)
-            pad_id = encoder.bundle.vocab.pad_id
-            response = convert.infer_response(
-                result, outputs, model.name, model.version, r.id, pad_id
-            )
-            return serialize_checked(response, encoder.limits.max_message_bytes)
+        with self.state.hold(r.model_name, r.model_version) as model:
+            encoder = model.encoder
+            outputs = convert.requested_outputs(r)
+            options = convert.options_of(r, outputs)
+            size = convert.response_size(outputs, model.name, model.version, r.id)
+            with await encoder.admit(convert.texts_of(r), options) as admitted:  # or shed
+                result = await encoder.encode_admitted(admitted, size)
+                self.metrics.observe(result)
+                pad_id = encoder.bundle.vocab.pad_id
+                response = convert.infer_response(
+                    result, outputs, model.name, model.version, r.id, pad_id
+                )
+                return serialize_checked(response, encoder.limits.max_message_bytes)
 
 
 def add_to_server(servicer: InferenceServicer, server: grpc.aio.Server) -> None:

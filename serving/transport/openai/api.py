@@ -147,13 +147,13 @@ class OpenAIApi:
         written (exact): over max_message_bytes, 413 naming it, as gRPC's INVALID_ARGUMENT.
         Every reply once the model is known names its version (MODEL_VERSION_HEADER)."""
         request = parse_request(body)
-        model = self.state.model(request.model)
-        try:
-            reply = await self._encode(model, request)
-        except Exception as e:  # mapped by the one status table; unknown ones logged there
-            reply = error_reply(e)
-        reply.headers[MODEL_VERSION_HEADER] = model.version
-        return reply
+        with self.state.hold(request.model) as model:
+            try:
+                reply = await self._encode(model, request)
+            except Exception as e:  # mapped by the one status table; unknown ones logged there
+                reply = error_reply(e)
+            reply.headers[MODEL_VERSION_HEADER] = model.version
+            return reply
 
     async def _encode(self, model: ServedModel, request: Embeddings) -> Reply:
         encoder = model.encoder
