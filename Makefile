@@ -40,7 +40,7 @@ BUNDLE ?= bundles/default
 TRAIN_ARGS ?= --cell rnn --embedding-dim 256 --pooling mean \
 	--objective supervised+bow:0.3+distill:1 --teacher tfidf --epochs 8 --patience 5 \
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.2 \
-	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 0 --threads 1
+	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 1 --threads 1
 RUN := build/train/default
 
 .PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk bench-observability fuzz-tokenizer stress clean
