@@ -27,7 +27,9 @@ def load_texts() -> list[str]:
 class Load:
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
-        self.texts = load_texts()
+        texts = load_texts()
+        k, n = a.join, len(texts)  # each text k of the file's lines together (long texts)
+        self.texts = ["".join(texts[(i + j) % n] for j in range(k)) for i in range(n)]
         self.latencies: list[float] = []
         self.n_texts = self.n_tokens = self.errors = 0
         self.sent = 0
@@ -146,9 +148,11 @@ def main() -> None:
     ap.add_argument("--encoding", choices=("base64", "float"), default="base64", help="http mode")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--max-requests", type=int, default=200_000)
+    ap.add_argument("--join", type=int, default=1, help="lines of the text file per text")
+    ap.add_argument("--warmup", type=int, default=20, help="requests sent before the measured run")
     a = ap.parse_args()
-    warm = argparse.Namespace(**{**vars(a), "max_requests": 20})
-    asyncio.run(Load(warm).run())
+    if a.warmup:
+        asyncio.run(Load(argparse.Namespace(**{**vars(a), "max_requests": a.warmup})).run())
     json.dump(asyncio.run(Load(a).run()), sys.stdout)
 
 

@@ -170,6 +170,11 @@ def markdown(res: dict) -> str:
             f"{d['vs_batched']:.2f} | {d['rss_peak_mb']:.1f} |"
             for d in res["document"]
         ]
+    if res.get("serving_cost"):  # issue 19's table: server CPU from /proc, same run
+        from bench.serving_cost import table
+
+        lines += ["", "Serving path at the cost of its work (server on core 0, callers on 1):", ""]
+        lines += [table(res["serving_cost"])]
     lines += ["", "| target | value | bound | met |", "| --- | ---: | --- | --- |"]
     lines += [
         f"| {t['target']} | {'n/a' if t['value'] is None else format(t['value'], '.2f')} "

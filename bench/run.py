@@ -4,7 +4,8 @@ Baselines: (1) an empty RPC (grpc.health Check) on the same server stack; (2) th
 (3) the in-process Encoder (tokenize, onnxruntime, pooling; no gRPC), also against the sum of
 its parts (bench/parts.py); (4) eager PyTorch of the same checkpoint behind the same gRPC server;
 (5) the graph alone, onnxruntime vs eager, for rnn, lstm and gru. Then the protocols on one
-server, and document streaming by size (bench/document).
+server, the serving path's own CPU against its work (bench/serving_cost), and document
+streaming by size (bench/document).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench import document
+from bench import document, serving_cost
 from bench.loadgen import load_texts
 from bench.parts import encode_vs_parts
 from bench.report import chart, markdown, targets
@@ -326,6 +327,9 @@ def main() -> int:
             "rss_peak_mb": srv.rss_peak_mb,
         }
     res["server_runs"] += protocols(bundle, threads, concs, seconds, res["servers"])
+    if (os.cpu_count() or 1) >= 2:  # the server on one core, its callers on another
+        log("the serving path at the cost of its work (bench/serving_cost.py)")
+        res["serving_cost"] = serving_cost.measure(bundle, CACHE, OUT, seconds)
     sizes = (1_000, 10_000) if a.quick else document.SIZES  # 100M characters: about 11 minutes
     res["document"] = document.main(["--sizes", *map(str, sizes), "--seconds", str(seconds)])
     res["targets"] = targets(res)

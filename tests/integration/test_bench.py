@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.serving_cost import GOALS
 from tests.support import ROOT
 
 
@@ -27,4 +28,9 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert [d["chars"] for d in res["document"]] == [1_000, 10_000]
     assert all(d["tokens"] > 0 and d["rss_peak_mb"] > 0 for d in res["document"])
     assert (tmp_path / "bench-quick.png").stat().st_size > 10_000
-    assert "| target |" in (tmp_path / "bench-quick.md").read_text()
+    report = (tmp_path / "bench-quick.md").read_text()
+    assert "| target |" in report and "Serving path at the cost of its work" in report
+    cost = res["serving_cost"]  # issue 19's table, server CPU from /proc
+    assert set(cost["ratios"]) == set(GOALS) and all(v > 0 for v in cost["ratios"].values())
+    assert all(r["requests"] > 0 for r in cost["loads"])
+    assert all(r["errors"] == 0 for r in cost["loads"][:4])  # only the storm is refused
