@@ -39,6 +39,8 @@ GOALS = {  # the issue's goals: (op, bound)
     "per_text_32_over_pipeline_cpu": ("<=", 1.3),
     "texts_per_s_32x16_over_pipeline": (">=", 0.9),
     "storm_goodput_over_unloaded": (">=", 0.9),
+    # "a refusal should cost a small fraction of an Encode": ours, a tenth of the same call served
+    "refusal_over_served_cpu": ("<=", 0.1),
 }
 
 
@@ -136,6 +138,7 @@ class Server:
             "server_cpu_ms_per_call": cpu / max(1, calls) * 1e3,
             "server_cpu_ms_per_text": cpu / max(1, r["texts"]) * 1e3 if r["texts"] else None,
             "server_cpu_busy": cpu / r["seconds"],
+            "server_cpu_s": cpu,
         }
         log(json.dumps(out))
         return out
@@ -165,12 +168,20 @@ def measure(bundle: Path, cache: Path, out: Path, seconds: float) -> dict:
         / (base["cpu_s_per_text"] * 1e3),
         "texts_per_s_32x16_over_pipeline": many["texts_per_s"] / base["texts_per_s"],
         "storm_goodput_over_unloaded": storm["texts_per_s"] / calm["texts_per_s"],
+        "refusal_over_served_cpu": refusal_ms(calm, storm) / calm["server_cpu_ms_per_call"],
     }
     return {
         "pipeline": base,
         "loads": [empty, one, many, calm, storm],
         "ratios": ratios,
     }
+
+
+def refusal_ms(calm: dict, storm: dict) -> float:
+    """Server CPU per refused call of the storm: its CPU less what its served calls cost at the
+    calm load's rate, over its refusals."""
+    served = storm["requests"] * calm["server_cpu_ms_per_call"] / 1e3
+    return max(0.0, storm["server_cpu_s"] - served) / max(1, storm["errors"]) * 1e3
 
 
 def table(r: dict) -> str:
@@ -198,6 +209,12 @@ def table(r: dict) -> str:
             f"({STORM_TEXTS} texts of ~330 tokens a request)",
             f"{storm['texts_per_s']:.0f} vs {calm['texts_per_s']:.0f}; "
             f"{storm['errors'] / (storm['requests'] + storm['errors'] or 1):.0%} refused",
+        ),
+        (
+            "refusal_over_served_cpu",
+            "server CPU of a call refused in the storm ÷ the same call served (an empty RPC: "
+            f"{empty['server_cpu_ms_per_call']:.3f} ms)",
+            f"{refusal_ms(calm, storm):.3f} ms vs {calm['server_cpu_ms_per_call']:.1f} ms",
         ),
     ]
     lines = ["| measure | figures | ratio | goal | met |", "| --- | --- | ---: | --- | --- |"]
