@@ -163,3 +163,42 @@ def test_tls_and_bearer_token(bundle_factory, jieba_cache, tmp_path) -> None:
         assert plain["error"]["code"] == "UNAVAILABLE"  # plaintext to a TLS port
     finally:
         srv.stop()
+
+
+def test_selects_a_model_and_keeps_its_version(bundle_factory, jieba_cache) -> None:
+    """Two models: the TypeScript client names one, gets its vectors and its version, lists
+    them as the Python client does, and gets NOT_FOUND for one not served."""
+    from zh_rnn_encoder.runtime.models import ModelSpec
+
+    specs = (
+        ModelSpec("general", bundle_factory()[0]),
+        ModelSpec("news", bundle_factory(seed=7)[0]),
+    )
+    srv = InProcessServer(None, jieba_cache, models=specs).load()
+    client = EncoderClient(srv.target)
+    try:
+        calls = [
+            {"method": "listModels"},
+            {"method": "encode", "args": [TEXTS, {"model": "news"}]},
+            {"method": "encode", "args": [TEXTS]},
+            {"method": "tokenize", "args": [TEXTS[:2], "news"]},
+            {"method": "info", "args": ["news"]},
+            {"method": "encode", "args": [TEXTS, {"model": "nope"}]},
+        ]
+        listed, news, default, tokenized, info, unknown = run_ts(srv.target, calls)
+        want = client.list_models()
+        assert ok(listed) == [
+            {"name": m["name"], "version": m["version"], "isDefault": m["is_default"]} for m in want
+        ]
+        versions = {m["name"]: m["version"] for m in want}
+        for got, name in ((ok(news), "news"), (ok(default), "general")):
+            ref = client.encode(TEXTS, model=name)
+            assert {g["modelVersion"] for g in got} == {versions[name]}
+            for g, r in zip(got, ref, strict=True):
+                assert np.abs(np.array(g["vector"], np.float32) - r.vector).max() <= ATOL
+        assert {t["modelVersion"] for t in ok(tokenized)} == {versions["news"]}
+        assert ok(info)["model_name"] == "news" and ok(info)["model_version"] == versions["news"]
+        assert unknown["error"]["code"] == "NOT_FOUND" and "'nope'" in unknown["error"]["details"]
+    finally:
+        client.close()
+        srv.stop()

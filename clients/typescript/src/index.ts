@@ -10,6 +10,7 @@ import type { ProtoGrpcType as EncoderProto } from "./gen/encoder.js";
 import type { EncodeRequest } from "./gen/encoder/v1/EncodeRequest.js";
 import type { EncodeResponse__Output } from "./gen/encoder/v1/EncodeResponse.js";
 import type { EncoderClient as EncoderStub } from "./gen/encoder/v1/Encoder.js";
+import type { ListModelsResponse__Output } from "./gen/encoder/v1/ListModelsResponse.js";
 import type { ModelInfo__Output } from "./gen/encoder/v1/ModelInfo.js";
 import type { Tensor__Output } from "./gen/encoder/v1/Tensor.js";
 import type { TokenizeResponse__Output } from "./gen/encoder/v1/TokenizeResponse.js";
@@ -68,6 +69,8 @@ export interface EncodeOptions {
   maxTokens?: number;
   tokenVectors?: boolean;
   requestId?: string;
+  /** A model the server serves (listModels()); unset: its default model. */
+  model?: string;
 }
 
 export interface Encoded {
@@ -78,12 +81,23 @@ export interface Encoded {
   /** With tokenVectors: one [output_dim] row per token. */
   tokenVectors: Float32Array[] | null;
   truncated: boolean;
+  /** The hex sha256 of the bundle.json of the model that made it: vectors of two versions are
+   * not comparable. */
+  modelVersion: string;
 }
 
 export interface Tokenized {
   tokens: string[];
   ids: number[];
   unknown: number;
+  modelVersion: string;
+}
+
+/** One model of listModels(): the default first. */
+export interface ServedModel {
+  name: string;
+  version: string;
+  isDefault: boolean;
 }
 
 /** GetModelInfo with the proto's field names; default_pooling as an option value, as in Python. */
@@ -116,6 +130,7 @@ export function encodeRequest(texts: string[], o: EncodeOptions = {}): EncodeReq
     max_tokens: o.maxTokens ?? 0,
     return_token_vectors: o.tokenVectors ?? false,
     request_id: o.requestId ?? "",
+    model: o.model ?? "",
   };
 }
 
@@ -167,19 +182,33 @@ export class EncoderClient {
       vector: toFloat32(e.sentence_vector!),
       tokenVectors: e.token_vectors ? rows(e.token_vectors) : null,
       truncated: e.truncated,
+      modelVersion: r.model_version,
     }));
   }
 
-  async tokenize(texts: string[]): Promise<Tokenized[]> {
+  async tokenize(texts: string[], model = ""): Promise<Tokenized[]> {
     const r = await this.call<TokenizeResponse__Output>((md, opts, cb) =>
-      this.stub.Tokenize({ texts }, md, opts, cb),
+      this.stub.Tokenize({ texts, model }, md, opts, cb),
     );
-    return r.texts.map((t) => ({ tokens: t.tokens, ids: t.ids, unknown: t.unknown_count }));
+    return r.texts.map((t) => ({
+      tokens: t.tokens,
+      ids: t.ids,
+      unknown: t.unknown_count,
+      modelVersion: r.model_version,
+    }));
   }
 
-  async info(): Promise<ModelInfo> {
+  /** Every model the server serves, the default first. */
+  async listModels(): Promise<ServedModel[]> {
+    const r = await this.call<ListModelsResponse__Output>((md, opts, cb) =>
+      this.stub.ListModels({}, md, opts, cb),
+    );
+    return r.models.map((m) => ({ name: m.name, version: m.version, isDefault: m.is_default }));
+  }
+
+  async info(model = ""): Promise<ModelInfo> {
     const r = await this.call<ModelInfo__Output>((md, opts, cb) =>
-      this.stub.GetModelInfo({}, md, opts, cb),
+      this.stub.GetModelInfo({ model }, md, opts, cb),
     );
     const pooling = r.default_pooling.replace("POOLING_", "").toLowerCase();
     return { ...r, default_pooling: pooling === "unspecified" ? null : (pooling as Pooling) };
