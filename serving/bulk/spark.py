@@ -1,10 +1,14 @@
 """The same Encoder on Apache Spark: a pandas batch UDF (pyspark.ml.functions.predict_batch_udf).
 
+    from pyspark.sql import functions as F
     from zh_rnn_encoder.bulk.spark import encode_udf
-    df.withColumn("vector", encode_udf("/bundles/default", pooling="mean")("text"))
+    udf = encode_udf("/bundles/default", pooling="mean")
+    df.withColumn("vector", udf("text")).withColumn("model_version", F.lit(udf.model_version))
 
 Each Python worker loads the bundle once (the path travels, as with Ray) and encodes a batch of
-texts per call. Install the `spark` extra; Spark needs a JRE (17 or later).
+texts per call, pinned to the version the driver read (``model_version``: the digest of its
+bundle.json), so a bundle replaced during a job fails its tasks rather than mixing two versions in
+one column. Install the `spark` extra; Spark needs a JRE (17 or later).
 
 On one machine, ``local_session()`` is a Spark that binds and connects on 127.0.0.1 only: by
 default a local Spark binds its driver and block manager to the address of the host's name.
@@ -15,10 +19,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
+from zh_rnn_encoder.core.bundle import bundle_digest
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 
 if TYPE_CHECKING:
@@ -66,27 +72,42 @@ def local_session(cores: int = 2, **conf: str) -> SparkSession:
                 os.environ[k] = v
 
 
+class EncodeUdf:
+    """A Spark column function, text -> array<float> sentence vector, and ``model_version``: the
+    version of the model behind every vector it makes (the hex sha256 of the bundle's
+    bundle.json, as the server's responses carry it)."""
+
+    def __init__(self, column: Callable[..., Column], model_version: str) -> None:
+        self._column, self.model_version = column, model_version
+
+    def __call__(self, *cols: Column | str) -> Column:
+        return self._column(*cols)
+
+
 def encode_udf(
     bundle: str,
     batch_size: int = 256,
     threads: int = 1,
     **options: Unpack[UdfOptions],
-) -> Callable[..., Column]:
-    """A Spark column function: text -> array<float> sentence vector; ``options`` as for
-    Encoder.encode (pooling, normalize, truncation, max_tokens)."""
+) -> EncodeUdf:
+    """text -> sentence vector on Spark; ``options`` as for Encoder.encode (pooling, normalize,
+    truncation, max_tokens). Every worker loads ``bundle`` pinned to the version read here."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.types import ArrayType, FloatType
+
+    version = bundle_digest(Path(bundle))
 
     def make_predict() -> Callable[[np.ndarray], np.ndarray]:
         from zh_rnn_encoder.runtime.encoder import Encoder
 
-        encoder = Encoder.from_bundle(bundle, threads=threads)
+        encoder = Encoder.from_bundle(bundle, threads=threads, expect_bundle_sha256=version)
 
         def predict(texts: np.ndarray) -> np.ndarray:
             return np.stack([e.vector for e in encoder.encode(list(texts), **options)])
 
         return predict
 
-    return predict_batch_udf(
+    column = predict_batch_udf(
         make_predict, return_type=ArrayType(FloatType()), batch_size=batch_size
     )
+    return EncodeUdf(column, version)

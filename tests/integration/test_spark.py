@@ -3,6 +3,7 @@ interpreter) encodes with encode_udf, as the Encoder does."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from tests.support.samples import SMALL, TEXTS
 from zh_rnn_encoder import Encoder
 from zh_rnn_encoder.bulk.spark import encode_udf, local_session
+from zh_rnn_encoder.core.bundle import bundle_digest
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a JRE (java)")
 
@@ -35,3 +37,25 @@ def test_spark_vectors_equal_the_encoder(spark, bundle_factory, jieba_cache) -> 
     assert len(got) == len(rows)
     for (i, _), w in zip(rows, want):
         assert np.abs(got[i] - w.vector).max() <= 1e-6
+
+
+def test_every_vector_is_of_the_version_read_at_the_start(spark, bundle_factory, tmp_path) -> None:
+    """udf.model_version is the bundle's digest; a bundle replaced before the workers load it
+    fails the job rather than mixing versions in one column."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_factory(cell="gru", **SMALL)[0], bundle)
+    udf = encode_udf(str(bundle), batch_size=32)
+    assert udf.model_version == bundle_digest(bundle)
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([(i, TEXTS[i % len(TEXTS)]) for i in range(8)], ["id", "text"])
+    out = df.withColumn("vector", udf("text")).withColumn("v", F.lit(udf.model_version))
+    assert {r["v"] for r in out.collect()} == {bundle_digest(bundle)}
+
+    stale = encode_udf(str(bundle), batch_size=32)
+    manifest = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
+    manifest["created"] = "2000-01-01T00:00:00+00:00"  # a re-export: another version
+    (bundle / "bundle.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(Exception, match="sha256") as e:
+        df.withColumn("vector", stale("text")).collect()
+    assert f"expected {stale.model_version[:16]}" in str(e.value)  # the pin names the version
