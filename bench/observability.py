@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as otlp
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as otlp_grpc
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from zh_rnn_encoder.client import wait_until_serving
+from bench import process
 from zh_rnn_encoder.runtime.spans import NO_SPANS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +48,7 @@ def start_server(name: str, bundle: Path, extra: list[str], env: dict, log_dir: 
     cmd = [sys.executable, "-m", "zh_rnn_encoder.transport.app", "--bundle", str(bundle),
            "--listen", "127.0.0.1:0", "--threads", "1", "--port-file", str(port_file),
            *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=err, env={**os.environ, **env})
-    while not port_file.is_file():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited; see {err.name}")
-        time.sleep(0.01)
-    target = f"127.0.0.1:{int(port_file.read_text())}"
-    wait_until_serving(target, 120)
+    proc, target = process.start_server(cmd, port_file, err, {**os.environ, **env})
     return proc, target, err
 
 

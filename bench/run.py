@@ -28,9 +28,9 @@ import torch
 from bench import document, serving_cost
 from bench.loadgen import load_texts
 from bench.parts import encode_vs_parts
+from bench.process import start_server
 from bench.report import chart, markdown, targets
 from zh_rnn_encoder import Encoder
-from zh_rnn_encoder.client import wait_until_serving
 from zh_rnn_encoder.core.bundle import load_bundle
 from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.core.tokenizer import Tokenizer
@@ -161,13 +161,7 @@ class Server:
             env |= {"HTTP_LISTEN": "127.0.0.1:0", "HTTP_PORT_FILE": str(http_port_file)}
         self.err = open(OUT / f"{name}.log", "w")  # noqa: SIM115
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=self.err)
-        while not port_file.is_file():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} did not start; see {self.err.name}")
-            time.sleep(0.005)
-        self.target = f"127.0.0.1:{int(port_file.read_text())}"
-        wait_until_serving(self.target, 120)
+        self.proc, self.target = start_server(cmd, port_file, self.err, env)
         self.http_target = f"127.0.0.1:{int(http_port_file.read_text())}" if http else None
         self.start_to_serving_s = time.perf_counter() - t0
         self.rss_idle_mb = self.rss_mb()

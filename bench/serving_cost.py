@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.loadgen import load_texts
-from zh_rnn_encoder.client import wait_until_serving
+from bench.process import start_server
 from zh_rnn_encoder.runtime.encoder import Encoder
 from zh_rnn_encoder.runtime.padding import pad, plan_runs
 
@@ -102,13 +102,7 @@ class Server:
             "--threads", "1", "--jieba-cache-dir", str(cache), "--port-file", str(port_file),
         ]  # fmt: skip
         self.err = open(out / "serving-cost.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=self.err)
-        while not port_file.is_file():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server did not start; see {self.err.name}")
-            time.sleep(0.01)
-        self.target = f"127.0.0.1:{int(port_file.read_text())}"
-        wait_until_serving(self.target, 120)
+        self.proc, self.target = start_server(cmd, port_file, self.err)
 
     def load(self, mode: str, texts: int, concurrency: int, seconds: float, join: int = 1) -> dict:
         """One measured load (after a short unmeasured one): requests, texts and errors per
