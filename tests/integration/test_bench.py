@@ -31,6 +31,8 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     report = (tmp_path / "bench-quick.md").read_text()
     assert "| target |" in report and "Serving path at the cost of its work" in report
     cost = res["serving_cost"]  # issue 19's table, server CPU from /proc
-    assert set(cost["ratios"]) == set(GOALS) and all(v > 0 for v in cost["ratios"].values())
+    assert set(cost["ratios"]) == set(GOALS)
+    refusal = cost["ratios"].pop("refusal_over_served_cpu")  # 0 when /proc's ticks saw none
+    assert refusal >= 0 and all(v > 0 for v in cost["ratios"].values()), cost["ratios"]
     assert all(r["requests"] > 0 for r in cost["loads"])
     assert all(r["errors"] == 0 for r in cost["loads"][:4])  # only the storm is refused
