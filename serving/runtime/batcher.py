@@ -23,13 +23,6 @@ from zh_rnn_encoder.runtime.spans import NO_SPANS, Spans
 from zh_rnn_encoder.runtime.state import EncoderState
 from zh_rnn_encoder.runtime.types import Reduce
 
-# A run of at most INLINE_TOKENS padded tokens runs on the event loop itself: handing it to the
-# onnxruntime thread costs a thread wake-up there and a loop wake-up back (measured: the server
-# CPU of a 1-text Encode under 16 callers fell 0.94-1.17 -> 0.75-0.80 ms; docs/performance.md).
-# A cell slow enough that such a run holds the loop past INLINE_MAX_S halves the batcher's limit.
-INLINE_TOKENS = 256
-INLINE_MAX_S = 0.002
-
 # (ids [B, S], lengths [B], initial state inputs or None) -> every output of the graph by name
 RunFn = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray] | None], dict[str, np.ndarray]]
 
@@ -95,7 +88,6 @@ class Batcher:
         self._closing = False
         self._in_cycle = 0
         self._on_run = on_run  # (texts, padded tokens) of each run, for metrics
-        self.inline_tokens = INLINE_TOKENS  # runs this small run on the loop (halved if slow)
 
     @property
     def queued_texts(self) -> int:
@@ -182,37 +174,27 @@ class Batcher:
             if not older:
                 older, newer = newer, older  # the newer cycle is now the one in progress
             self._in_cycle -= len(run)  # counted as run from here on
-            if not await self._run_one(loop, run) and (older or newer):
-                await asyncio.sleep(0)  # ran on the loop: let calls arriving meanwhile queue
+            await self._run_one(loop, run)
 
-    async def _run_one(self, loop: asyncio.AbstractEventLoop, run: Run) -> bool:
-        """One run, on the onnxruntime thread (True: the loop served others meanwhile) or, when
-        it is small, on the loop itself (False)."""
+    async def _run_one(self, loop: asyncio.AbstractEventLoop, run: Run) -> None:
         run = [(item, i) for item, i in run if not item.future.done()]
         if not run:
-            return True
+            return
         ids, lengths, feed = run_inputs(run, self._pad, self._stack)
         if self._on_run:
             self._on_run(ids.shape[0], ids.size)
         started = time.perf_counter()
-        off_loop = ids.size > self.inline_tokens
         try:
-            if off_loop:
-                out = await loop.run_in_executor(self._executor, self._run, ids, lengths, feed)
-            else:
-                out = self._run(ids, lengths, feed)
-                if time.perf_counter() - started > INLINE_MAX_S:  # a slow cell: keep loops free
-                    self.inline_tokens = ids.size // 2
+            out = await loop.run_in_executor(self._executor, self._run, ids, lengths, feed)
         except Exception as e:  # handed to every waiting request
             for item, _ in run:
                 if not item.future.done():
                     item.future.set_exception(e)
-            return off_loop
+            return
         finally:
             if self._spans.enabled:
                 self._trace(run, started, ids.shape[0], ids.size)
         self._deliver(run, out, started, time.perf_counter() - started)
-        return off_loop
 
     def _trace(self, run: Run, started: float, texts: int, padded_tokens: int) -> None:
         """Each traced request of the run: its wait in the queue (before its first run), and

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from zh_rnn_encoder.core.errors import NotReady, Overloaded
-from zh_rnn_encoder.runtime.batcher import INLINE_MAX_S, Batcher
+from zh_rnn_encoder.runtime.batcher import Batcher
 
 
 class Model:
@@ -150,7 +149,6 @@ def test_a_small_request_does_not_wait_for_a_large_one() -> None:
 
     async def go():
         b = Batcher(model, pad_id=0, max_batch_tokens=10, max_queued_texts=1000)
-        b.inline_tokens = 0  # every run on the onnxruntime thread, where the gate can hold it
         b.start()
         large = asyncio.ensure_future(b.submit(rows(*[5] * 40)))  # 20 runs of 2 x 5
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 5)
@@ -164,49 +162,3 @@ def test_a_small_request_does_not_wait_for_a_large_one() -> None:
     small, large = run(go())
     assert small.vectors[0][0] == 6 and [f[0] for f in large.vectors] == [15] * 40
     assert model.shapes[:3] == [(2, 5), (1, 3), (2, 5)] and len(model.shapes) == 21
-
-
-def test_small_runs_on_the_loop_still_let_a_newcomer_in() -> None:
-    """Runs small enough to run on the event loop (INLINE_TOKENS) yield between them, so a
-    request that arrives during a long cycle of them alternates with it as off the loop."""
-    submitted: list[asyncio.Future] = []
-
-    class Arriving(Model):
-        def __call__(self, ids, lengths, initial=None):
-            assert threading.current_thread() is threading.main_thread()  # on the loop
-            if not self.shapes:  # a newcomer arrives while the first run holds the loop
-                loop = asyncio.get_running_loop()
-                loop.call_soon(lambda: submitted.append(asyncio.ensure_future(b.submit(rows(3)))))
-            return super().__call__(ids, lengths, initial)
-
-    model = Arriving()
-    b = Batcher(model, pad_id=0, max_batch_tokens=10, max_queued_texts=1000)
-
-    async def go():
-        b.start()
-        large = await b.submit(rows(*[5] * 40))  # 20 runs of 2 x 5, each 10 padded tokens
-        small = await submitted[0]
-        await b.close()
-        return small, large
-
-    small, large = run(go())
-    assert small.vectors[0][0] == 6 and [f[0] for f in large.vectors] == [15] * 40
-    # its submit is two loop turns after the callback: it runs within the next runs, not last
-    assert model.shapes.index((1, 3)) <= 2 and len(model.shapes) == 21
-
-
-def test_a_slow_small_run_moves_such_runs_off_the_loop() -> None:
-    class Slow(Model):
-        def __call__(self, ids, lengths, initial=None):
-            time.sleep(2 * INLINE_MAX_S)
-            return super().__call__(ids, lengths, initial)
-
-    b = Batcher(Slow(), pad_id=0, max_batch_tokens=1000, max_queued_texts=1000)
-
-    async def go():
-        b.start()
-        await b.submit(rows(5, 5))  # 10 padded tokens, on the loop, too slow
-        await b.close()
-
-    run(go())
-    assert b.inline_tokens == 5
