@@ -2,7 +2,7 @@
 self-tested bundle and its version, the first model the default; one in-flight budget for all.
 
 Every call that runs a model holds its record for the whole call (``Models.hold``), so that
-replacing a record (``replace``: a hot swap) serves the new one to the calls that start after it
+replacing a record (``put``: a hot swap) serves the new one to the calls that start after it
 while the calls in flight finish on the one they hold; ``retire`` closes the old one once the
 last of them has returned. docs/models.md says why the budget is shared.
 """

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
-import shutil
 import signal
 import threading
 import time
@@ -29,6 +27,7 @@ from tests.support.harness import (
     wait_health,
 )
 from tests.support.samples import SMALL, TEXTS
+from tools.stress.swap import point, versions_of
 from zh_rnn_encoder.client import EncoderClient, encode_request, from_response
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import bundle_digest
@@ -49,11 +48,7 @@ def ab(bundle_factory, tmp_path_factory) -> dict[str, Path]:
     """A and B (same shapes, other seeds), and "bad": B re-dated (so a new version) with one
     byte of its graph changed (a reload whose bundle.json is unchanged reads nothing more)."""
     a, b = bundle_factory(**SMALL)[0], bundle_factory(seed=11, **SMALL)[0]
-    bad = tmp_path_factory.mktemp("corrupt") / "bundle"
-    shutil.copytree(b, bad)
-    manifest = json.loads((bad / contract.MANIFEST_FILE).read_text(encoding="utf-8"))
-    manifest["created"] = "2000-01-01T00:00:00+00:00"
-    (bad / contract.MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    _, bad = versions_of(b, tmp_path_factory.mktemp("corrupt"))
     graph = bad / "model.onnx"
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -70,14 +65,6 @@ def want(ab, jieba_cache) -> dict[str, tuple[str, np.ndarray]]:
         out[k] = (bundle_digest(ab[k]), np.stack([e.vector for e in enc.encode(TEXTS[:2])]))
     assert out["A"][0] != out["B"][0] and not np.allclose(out["A"][1], out["B"][1], atol=ATOL)
     return out
-
-
-def point(link: Path, target: Path) -> None:
-    """Repoint ``link`` atomically (a new link renamed over it), as Kubernetes swaps volumes."""
-    tmp = link.with_name(link.name + ".new")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
 
 
 class Callers:

@@ -42,6 +42,7 @@ def versions_of(bundle: Path, into: Path) -> tuple[Path, Path]:
 
 
 def point(link: Path, target: Path) -> None:
+    """Repoint ``link`` atomically (a new link renamed over it), as Kubernetes swaps volumes."""
     tmp = link.with_name(link.name + ".new")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target)

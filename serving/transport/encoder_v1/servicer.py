@@ -58,9 +58,8 @@ class EncoderServicer:
             encoder = model.encoder
             options, states = convert.options_of(r), convert.states_of(r)
             size = convert.response_size(r.request_id, model.version)
-            with await encoder.admit(
-                r.texts, options, initial_states=states
-            ) as admitted:  # or shed
+            admit = encoder.admit(r.texts, options, initial_states=states)
+            with await admit as admitted:  # or shed
                 result = await encoder.encode_admitted(admitted, size)
                 self.metrics.observe(result)
                 response = convert.encode_response(result, r.request_id, model.version, arrived)

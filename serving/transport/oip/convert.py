@@ -167,12 +167,12 @@ def infer_response(
     width = int(lengths.max()) if n else 0
     dim = enc[0].vector.shape[0] if n else 0
     r = pb.ModelInferResponse(model_name=name, model_version=version, id=request_id)
-    for name in outputs:
-        if name == SENTENCE_VECTOR:
+    for output in outputs:
+        if output == SENTENCE_VECTOR:
             arr = np.stack([e.vector for e in enc]) if n else np.zeros((0, dim))
-        elif name == TOKEN_LENGTHS:
+        elif output == TOKEN_LENGTHS:
             arr = lengths
-        elif name == IDS:
+        elif output == IDS:
             arr = np.full((n, width), pad_id, dtype="<i8")
             for i, e in enumerate(enc):
                 arr[i, : len(e.ids)] = e.ids
@@ -180,8 +180,8 @@ def infer_response(
             arr = np.zeros((n, width, dim), dtype="<f4")
             for i, e in enumerate(enc):
                 arr[i, : len(e.ids)] = e.token_vectors
-        arr = np.ascontiguousarray(arr, dtype="<f4" if _DATATYPE[name] == "FP32" else "<i8")
-        r.outputs.add(name=name, datatype=_DATATYPE[name], shape=arr.shape)
+        arr = np.ascontiguousarray(arr, dtype="<f4" if _DATATYPE[output] == "FP32" else "<i8")
+        r.outputs.add(name=output, datatype=_DATATYPE[output], shape=arr.shape)
         r.raw_output_contents.append(arr.tobytes())
     return r
 
