@@ -1,7 +1,12 @@
-"""`make bench-bulk`: encoder-bulk with 1 and 2 actors against the in-process Encoder, same run.
+"""`make bench-bulk`: encoder-bulk with 1 and 2 actors, and the Spark recipe, against the
+in-process Encoder in one process, same run, same rows, same texts per call.
 
-Texts/s exclude Ray's start-up, reported on its own; the in-process baseline is one process
-calling Encoder.encode in batches of the same size.
+Each bulk run reads the corpus as JSONL and writes Parquet parts. Its rate counts from the moment
+its engine has started (Ray's or Spark's start is shown on its own) to the last part: actor start,
+bundle load and self-test included. ``steady`` counts from the first block's return to the last:
+the pace a long job settles at. The baseline is ``Encoder.encode`` on the same texts in calls of
+the same size, one onnxruntime thread, measured before and after the bulk runs (the mean is the
+1.00): this machine's speed drifts by 10-20 % over a minute.
 """
 
 from __future__ import annotations
@@ -19,10 +24,53 @@ from bench.loadgen import load_texts
 from zh_rnn_encoder import Encoder
 
 
+def in_process(bundle: Path, rows: list[str], batch: int) -> float:
+    enc = Encoder.from_bundle(bundle, threads=1, jieba_cache_dir=bench.CACHE)
+    enc.encode(rows[:batch])
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        enc.encode(rows[i : i + batch])
+    return len(rows) / (time.perf_counter() - t0)
+
+
+def ray_bulk(bundle: Path, inp: Path, out: Path, actors: int, batch: int) -> dict:
+    cmd = [str(Path(sys.executable).parent / "encoder-bulk"), "--bundle", str(bundle),
+           "--input", str(inp), "--output", str(out), "--actors", str(actors),
+           "--batch-size", str(batch)]  # fmt: skip
+    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    bench.log(f"bulk {actors} actors: {r}")
+    return r
+
+
+def spark_bulk(bundle: Path, inp: Path, out: Path, batch: int, cores: int = 2) -> dict:
+    """The Spark recipe (docs/bulk.md) on a local Spark: read JSONL, encode_udf, write Parquet."""
+    from zh_rnn_encoder.bulk.spark import encode_udf, local_session
+
+    t0 = time.perf_counter()
+    # the JSONL cut into 4 partitions per core, as encoder-bulk cuts its blocks
+    split = str(max(1 << 20, inp.stat().st_size // (4 * cores)))
+    spark = local_session(cores, **{"spark.sql.files.maxPartitionBytes": split})
+    spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter()
+    try:
+        udf = encode_udf(str(bundle), batch_size=batch)
+        df = spark.read.json(str(inp))
+        df.withColumn("vector", udf("text")).select("id", "vector").write.parquet(str(out))
+        took = time.perf_counter() - started
+        rows = spark.read.parquet(str(out)).count()
+    finally:
+        spark.stop()
+    r = {"rows": rows, "seconds": round(took, 2), "texts_per_s": round(rows / took, 1),
+         "start_s": round(started - t0, 2)}  # fmt: skip
+    bench.log(f"spark: {r}")
+    return r
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="make bench-bulk", description=__doc__)
-    ap.add_argument("--rows", type=int, default=20_000)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--rows", type=int, default=400_000)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--no-spark", action="store_true", help="skip the Spark recipe")
     a = ap.parse_args()
     bench.OUT.mkdir(parents=True, exist_ok=True)
     bundle, _ = bench.build_model("rnn", bench.Tokenizer(cache_dir=bench.CACHE))
@@ -31,28 +79,37 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     inp = work / "in.jsonl"
-    with inp.open("w", encoding="utf-8") as f:
-        for i in range(a.rows):
-            f.write(json.dumps({"id": i, "text": texts[i % len(texts)]}, ensure_ascii=False) + "\n")
-    enc = Encoder.from_bundle(bundle, threads=1, jieba_cache_dir=bench.CACHE)
     rows = [texts[i % len(texts)] for i in range(a.rows)]
-    t0 = time.perf_counter()
-    for i in range(0, len(rows), a.batch_size):
-        enc.encode(rows[i : i + a.batch_size])
-    base = a.rows / (time.perf_counter() - t0)
-    out = [("in-process Encoder, 1 process, 1 thread", base, None)]
-    for actors in (1, 2):
-        cmd = [str(Path(sys.executable).parent / "encoder-bulk"), "--bundle", str(bundle),
-               "--input", str(inp), "--output", str(work / f"out-{actors}"),
-               "--actors", str(actors), "--batch-size", str(a.batch_size)]  # fmt: skip
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        out.append((f"encoder-bulk, {actors} actor(s)", r["texts_per_s"], r["ray_start_s"]))
-        bench.log(f"bulk {actors} actors: {r}")
-    print(f"{a.rows} rows of bench/texts_zh.txt, batches of {a.batch_size}:\n")
-    print("| run | texts/s | vs in-process | Ray start s |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, tps, start in out:
-        print(f"| {name} | {tps:.0f} | {tps / base:.2f} | {'' if start is None else start} |")
+    with inp.open("w", encoding="utf-8") as f:
+        for i, t in enumerate(rows):
+            f.write(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n")
+    before = in_process(bundle, rows, a.batch_size)
+    runs = [
+        (
+            f"`encoder-bulk`, {n} actor{'s' * (n > 1)}",
+            ray_bulk(bundle, inp, work / f"out-{n}", n, b),
+        )
+        for n, b in ((1, a.batch_size), (2, a.batch_size))
+    ]
+    if not a.no_spark and shutil.which("java"):
+        runs.append(
+            ("Spark `encode_udf`, local[2]", spark_bulk(bundle, inp, work / "spark", a.batch_size))
+        )
+    after = in_process(bundle, rows, a.batch_size)
+    base = (before + after) / 2
+    print(f"{a.rows:,} rows of bench/texts_zh.txt, {a.batch_size} texts per call:\n")
+    print("| run | texts/s | vs in-process | steady texts/s | vs in-process | engine start s "
+          "| first rows s |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| in-process `Encoder.encode`, 1 thread (before {before:,.0f}, after {after:,.0f}) "
+          f"| {base:,.0f} | 1.00 | | | | |")  # fmt: skip
+    for name, r in runs:
+        tps, steady = r["texts_per_s"], r.get("steady_texts_per_s")
+        start = r.get("ray_start_s", r.get("start_s"))
+        cells = [f"{tps:,.0f}", f"{tps / base:.2f}",
+                 f"{steady:,.0f}" if steady else "", f"{steady / base:.2f}" if steady else "",
+                 f"{start}", f"{r.get('first_rows_s', '')}"]  # fmt: skip
+        print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
 

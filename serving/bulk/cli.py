@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
         help="add rows to an --output that holds rows of another model version (each row keeps "
         "its model_version column); without it such a run is refused",
     )
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--actors", type=int, default=1, help="encoder actors (one bundle each)")
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="= its onnxruntime threads")
     ap.add_argument("--num-gpus", type=float, default=0.0, help="per actor, with --device cuda")

@@ -19,6 +19,7 @@ import pytest
 from tests.support import ROOT
 from tests.support.harness import InProcessServer, bulk, finish
 from tests.support.samples import SMALL
+from zh_rnn_encoder.bulk.job import BATCHES_PER_BLOCK, BLOCKS_PER_ACTOR, BulkJob, Layout
 from zh_rnn_encoder.client import EncoderClient
 from zh_rnn_encoder.core.bundle import bundle_digest
 
@@ -52,6 +53,7 @@ def test_jsonl_with_bad_rows_equals_the_server(bundle, lines, tmp_path, jieba_ca
     extra = ["--id-field", "doc", "--text-field", "body", "--pooling", "mean", "--actors", "2"]
     s = finish(bulk(bundle, inp, out, *extra, "--batch-size", "100"))
     assert (s["rows"], s["errors"]) == (597, 3)
+    assert 0 < s["first_rows_s"] <= s["seconds"] and s["steady_texts_per_s"] > 0
     ids, vectors, errors = output(out)
     assert sorted(ids + [e["id"] for e in errors]) == sorted(r["doc"] for r in rows)
     reasons = {e["id"]: e["error"] for e in errors}
@@ -123,3 +125,36 @@ def test_rows_keep_their_model_version_and_another_version_is_refused(
     t = pa.concat_tables([pq.read_table(p) for p in out.glob("part-*.parquet")])
     by_version = {v: t.column("model_version").to_pylist().count(v) for v in (a, b)}
     assert s["rows"] == 20 and by_version == {a: 40, b: 20}
+
+
+def test_a_missing_field_is_refused_before_ray_starts(bundle, tmp_path) -> None:
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "body": "好"}\n', encoding="utf-8")
+    pq.write_table(pa.table({"key": [1], "text": ["好"]}), tmp_path / "in.parquet")
+    for inp, field, flags in (("in.jsonl", "text", []), ("in.parquet", "id", [])):
+        t0 = time.monotonic()
+        p = bulk(bundle, tmp_path / inp, tmp_path / f"out-{inp}", *flags)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 2 and f"no field '{field}'" in err and "--text-field" in err
+        assert "Ray" not in err and time.monotonic() - t0 < 20, "refused before Ray starts"
+    p = bulk(bundle, tmp_path / "in.jsonl", tmp_path / "o", "--text-field", "body")
+    assert finish(p)["rows"] == 1
+
+
+def test_the_input_is_cut_into_blocks_by_its_rows(tmp_path) -> None:
+    """Blocks of about BATCHES_PER_BLOCK batches, BLOCKS_PER_ACTOR per actor at least, rows
+    counted from Parquet's footers and estimated for JSONL; Ray's choice for a URI."""
+    rows = [{"id": i, "text": "好" * (5 + i % 40)} for i in range(20_000)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet", row_group_size=1000)
+    for name in ("in.jsonl", "in.parquet"):
+        job = BulkJob("b", str(tmp_path / name), "o", batch_size=100, actors=2)
+        layout = Layout.of(job)
+        want = 20_000 / (BATCHES_PER_BLOCK * 100)
+        assert layout.blocks is not None and abs(layout.blocks - want) <= 0.1 * want, name
+        small = Layout.of(BulkJob("b", str(tmp_path / name), "o", batch_size=100_000, actors=3))
+        assert small.blocks == BLOCKS_PER_ACTOR * 3
+    jsonl = Layout.of(BulkJob("b", str(tmp_path / "in.jsonl"), "o", batch_size=100))
+    size = (tmp_path / "in.jsonl").stat().st_size
+    per_block = size * BATCHES_PER_BLOCK * 100 / 20_000
+    assert jsonl.block_bytes is not None and abs(jsonl.block_bytes - per_block) <= 0.1 * per_block
+    assert Layout.of(BulkJob("b", "s3://bucket/in.jsonl", "o")) == Layout(None, None)
