@@ -276,7 +276,8 @@ class EncoderClient:
     def info(self, model: str = "") -> dict[str, Any]:
         """GetModelInfo of ``model`` ("": the default) as a dict of the proto's field names;
         ``default_pooling`` as the option value ("mean"), ``model_card`` None for an untrained
-        model, ``model_version`` the hex sha256 of its bundle.json."""
+        model, ``model_version`` the hex sha256 of its bundle.json, ``quantization`` None for a
+        float graph."""
         r = self.stub.GetModelInfo(
             pb.GetModelInfoRequest(model=model), timeout=self.timeout, metadata=self.metadata
         )
@@ -289,6 +290,7 @@ class EncoderClient:
         pooling = pooling_of(r.default_pooling)
         d["default_pooling"] = pooling.value if pooling else None  # None: an older server
         d["model_card"] = _card(d["model_card"]) if r.HasField("model_card") else None
+        d["quantization"] = d.get("quantization")  # None: the float graph
         return d
 
     def health(self, service: str = "") -> str:

@@ -153,7 +153,8 @@ def test_openai_defaults_and_models_through_the_openai_client(served) -> None:
     assert _close(default, _vectors(client, TEXTS))
     assert _close(default, _vectors(client, TEXTS, pooling="mean", normalize=True))
     want = {"version": load_bundle(srv.cfg.bundle).digest, "default_pooling": "mean",
-            "default_normalize": True, "model_card": to_json(CARD)}  # fmt: skip
+            "default_normalize": True, "model_card": to_json(CARD),
+            "quantization": None}  # fmt: skip
     assert got["retrieve_extra"] == want and got["models_extra"] == [want]
 
 
@@ -215,16 +216,17 @@ def test_bundle_without_defaults_serves_last_not_normalised(bundle_factory, jieb
             assert _close(default, _vectors(client, TEXTS, pooling="last", normalize=False))
             info = client.info()
             assert info["default_pooling"] == "last" and info["default_normalize"] is False
-            assert info["model_card"] is None
+            assert info["model_card"] is None and info["quantization"] is None
         with grpc.insecure_channel(srv.target) as ch:
             meta = oip_grpc.GRPCInferenceServiceStub(ch).ModelMetadata(
                 oip.ModelMetadataRequest(name=MODEL), timeout=30
             )
         assert meta.properties["default_pooling"] == "last"
         assert meta.properties["default_normalize"] == "false"
-        assert "model_card" not in meta.properties
+        assert "model_card" not in meta.properties and "quantization" not in meta.properties
         models = json.loads(_get(srv.http_url + "/v1/models/" + MODEL))
         assert models["default_pooling"] == "last" and models["model_card"] is None
+        assert models["quantization"] is None
     finally:
         srv.stop()
 

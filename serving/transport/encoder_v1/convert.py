@@ -200,6 +200,11 @@ def model_info(model: ServedModel) -> pb.ModelInfo:
         default_pooling=pooling_pb(info.defaults.pooling),
         default_normalize=info.defaults.normalize,
         model_card=None if info.card is None else model_card(info.card),
+        quantization=(
+            None
+            if info.quantization is None
+            else pb.Quantization(**dataclasses.asdict(info.quantization))
+        ),
     )
 
 

@@ -7,6 +7,7 @@ parameters choose the encoding options; docs/protocols.md lists every field and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from typing import Any
@@ -192,6 +193,8 @@ def model_metadata(model: ServedModel) -> pb.ModelMetadataResponse:
     tensor = pb.ModelMetadataResponse.TensorMetadata
     m = info.model
     card = {} if info.card is None else {"model_card": _compact(to_json(info.card))}
+    q = info.quantization
+    card |= {} if q is None else {"quantization": _compact(dataclasses.asdict(q))}
     return pb.ModelMetadataResponse(
         name=model.name,
         versions=[model.version],

@@ -8,6 +8,7 @@ docs/protocols.md lists every field.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from zh_rnn_encoder.core.errors import ErrorKind, NotFound, NotReady
@@ -115,18 +116,21 @@ class OpenAIApi:
 
     def _model_object(self, name: str) -> dict[str, object]:
         """OpenAI's model object, and ours beside it once the model is loaded: its version, the
-        request defaults and the model card (null for an untrained model)."""
+        request defaults, the model card (null for an untrained model) and how its graph was
+        quantized (null for the float graph)."""
         obj: dict[str, object] = {"id": name, "object": "model", "created": 0, "owned_by": OWNER}
         try:
             model = self.state.models.get(name)
         except NotReady:
             return obj
         info = model.encoder.info
+        q = info.quantization
         return obj | {
             "version": model.version,
             "default_pooling": info.defaults.pooling.value,
             "default_normalize": info.defaults.normalize,
             "model_card": to_json(info.card),
+            "quantization": None if q is None else dataclasses.asdict(q),
         }
 
     def _models(self, path: str) -> Reply:

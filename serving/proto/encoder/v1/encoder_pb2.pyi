@@ -242,7 +242,7 @@ class TokenizerInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., hmm: _Optional[bool] = ..., whitespace: _Optional[str] = ..., user_dictionary: _Optional[bool] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version", "default_pooling", "default_normalize", "model_card", "model_name", "model_version")
+    __slots__ = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "output_dim", "vocab_size", "pad_id", "unk_id", "tokenizer", "bundle_sha256", "execution_provider", "intra_op_threads", "limits", "golden_max_abs_err", "server_version", "default_pooling", "default_normalize", "model_card", "model_name", "model_version", "quantization")
     class BundleSha256Entry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +271,7 @@ class ModelInfo(_message.Message):
     MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     cell: str
     embedding_dim: int
     hidden_size: int
@@ -292,7 +293,24 @@ class ModelInfo(_message.Message):
     model_card: ModelCard
     model_name: str
     model_version: str
-    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ..., default_pooling: _Optional[_Union[Pooling, str]] = ..., default_normalize: _Optional[bool] = ..., model_card: _Optional[_Union[ModelCard, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+    quantization: Quantization
+    def __init__(self, cell: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., output_dim: _Optional[int] = ..., vocab_size: _Optional[int] = ..., pad_id: _Optional[int] = ..., unk_id: _Optional[int] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., bundle_sha256: _Optional[_Mapping[str, str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., golden_max_abs_err: _Optional[float] = ..., server_version: _Optional[str] = ..., default_pooling: _Optional[_Union[Pooling, str]] = ..., default_normalize: _Optional[bool] = ..., model_card: _Optional[_Union[ModelCard, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., quantization: _Optional[_Union[Quantization, _Mapping]] = ...) -> None: ...
+
+class Quantization(_message.Message):
+    __slots__ = ("scheme", "method", "float_max_abs_err", "float_atol", "invariance_max_abs_err", "invariance_atol")
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_MAX_ABS_ERR_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_ATOL_FIELD_NUMBER: _ClassVar[int]
+    INVARIANCE_MAX_ABS_ERR_FIELD_NUMBER: _ClassVar[int]
+    INVARIANCE_ATOL_FIELD_NUMBER: _ClassVar[int]
+    scheme: str
+    method: str
+    float_max_abs_err: float
+    float_atol: float
+    invariance_max_abs_err: float
+    invariance_atol: float
+    def __init__(self, scheme: _Optional[str] = ..., method: _Optional[str] = ..., float_max_abs_err: _Optional[float] = ..., float_atol: _Optional[float] = ..., invariance_max_abs_err: _Optional[float] = ..., invariance_atol: _Optional[float] = ...) -> None: ...
 
 class ModelCard(_message.Message):
     __slots__ = ("objective", "data", "split", "seed", "examples", "quality", "notes")
