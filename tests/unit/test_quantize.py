@@ -114,3 +114,36 @@ def test_cli_bundle_quantize(
     assert main(["verify", "--bundle", str(b), "--checkpoint", str(c), "--quick"]) == 0
     err = capsys.readouterr().err
     assert "int8 graph against the float graph" in err and "parity ok" in err
+
+
+def test_the_word_table_has_a_scale_per_row() -> None:
+    """One word with large weights does not coarsen the others: each row is within half its own
+    step (max |w| / 127 / 2) of the float row, whatever the other rows hold."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(0, 0.1, (50, 8)).astype(np.float32)
+    table[7] *= 100  # an outlier row: one scale for the table would be 100x too coarse elsewhere
+    table[9] = 0  # an all-zero row stays zero
+    g = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Gather", ["table", "ids"], ["x0"], axis=0)],
+            "t",
+            [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+            [helper.make_tensor_value_info("x0", TensorProto.FLOAT, [None, 8])],
+            [numpy_helper.from_array(table, "table")],
+        )
+    )
+    quantize._table_rows(g.graph)
+    assert {i.name: i.data_type for i in g.graph.initializer} == {
+        "table_int8": TensorProto.INT8, "table_row_scale": TensorProto.FLOAT,
+    }  # fmt: skip
+    import onnxruntime as ort
+
+    ids = np.arange(50, dtype=np.int64)
+    got = ort.InferenceSession(g.SerializeToString()).run(None, {"ids": ids})[0]
+    step = np.abs(table).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(got - table) <= step / 2 + 1e-7)
+    assert np.all(got[9] == 0)
+    shared = np.abs(table).max() / 127 / 2  # the error one scale for the whole table would allow
+    assert np.abs(got - table)[np.arange(50) != 7].max() < shared / 20
