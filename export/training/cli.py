@@ -154,8 +154,19 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="text", disable=not enabled, leave=False, file=sys.stderr)
 
 
-def cmd_train(a: argparse.Namespace) -> None:
+def check_flags(a: argparse.Namespace) -> dict[str, float]:
+    """The objective's terms and their weights, or DataError for flags that cannot go together:
+    checked before any data is read."""
     terms = parse_objective(a.objective)
+    if ("distill" in terms) != bool(a.teacher):
+        raise DataError("objective 'distill' and --teacher go together: give both or neither")
+    if "distill" in terms and "supervised" not in terms:
+        raise DataError("objective 'distill' trains the supervised head: add 'supervised'")
+    return terms
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    terms = check_flags(a)
     torch.set_num_threads(a.threads)
     base = ckpt_io.load(a.init_from) if a.init_from else None
     tok_config = base.tokenizer if base else _tokenizer_config(a)
@@ -163,10 +174,6 @@ def cmd_train(a: argparse.Namespace) -> None:
     p = plan(a, tok, base)
     if {"supervised", "supcon", "distill"} & set(terms) and not p.classes:
         raise DataError("objectives 'supervised', 'supcon', 'distill' need labels: --label-field")
-    if ("distill" in terms) != bool(a.teacher):
-        raise DataError("objective 'distill' and --teacher go together: give both or neither")
-    if "distill" in terms and "supervised" not in terms:
-        raise DataError("objective 'distill' trains the supervised head: add 'supervised'")
     _start(a, p)
     soft = _soft_labels(a, p, tok) if a.teacher else None
     encoder = base.model if base else init_model(model_config(a, len(p.vocab)), a.seed)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 POS = ["喜欢", "满意", "推荐", "很棒", "舒服", "漂亮"]
 NEG = ["失望", "糟糕", "退货", "难用", "生气", "后悔"]
 FILLER = ["这个", "东西", "我们", "今天", "手机", "衣服", "价格", "朋友", "快递", "颜色"]
@@ -321,3 +323,23 @@ def test_crop_keeps_a_span_of_each_text() -> None:
         row = out[i, :s]
         assert (row[1:] - row[:-1] == 1).all() and int(row[0]) - 100 * i >= 1  # contiguous
         assert int(row[-1]) - 100 * i <= n and (out[i, s:] == 0).all()
+
+
+def test_every_make_quality_run_is_a_valid_set_of_flags() -> None:
+    """make quality adds each cell's flags to the Makefile's TRAIN_ARGS; each combination must
+    pass encoder-train's flag checks (a bow ablation once asked for 'supervised' beside the
+    recipe's --teacher, and make quality stopped there)."""
+    import re
+    import shlex
+
+    from zh_rnn_encoder.export.training.cli import check_flags, parser
+    from zh_rnn_encoder.export.training.quality import CELLS
+
+    make = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^TRAIN_ARGS \?= ((?:.*\\\n)*.*)$", make, re.M)
+    assert recipe, "TRAIN_ARGS not found in the Makefile"
+    args = shlex.split(recipe.group(1).replace("\\\n", " "))
+    assert "--teacher" in args
+    for name, flags in CELLS.items():
+        a = parser().parse_args(["--data", "default", "--out", "x", *args, *flags])
+        assert check_flags(a), name
