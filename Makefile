@@ -41,6 +41,9 @@ TRAIN_ARGS ?= --cell rnn --embedding-dim 256 --pooling mean \
 	--objective supervised+bow:0.3+distill:1 --teacher tfidf --epochs 8 --patience 5 \
 	--batch-size 128 --max-tokens 128 --lr 3e-3 --final-lr 0.1 --dropout 0.2 --word-dropout 0.2 \
 	--compose --char-dropout 0.2 --dictionary-words 50000 --seed 1 --threads 1
+# Flags added after the recipe's, where the last given wins: make model TRAIN_EXTRA="--cell gru"
+# BUNDLE=bundles/gru RUN=build/train/gru trains the recipe's GRU beside the default (quality.md).
+TRAIN_EXTRA ?=
 RUN := build/train/default
 
 .PHONY: help install lock dist model quality serve test test-fast lint buf format proto docs bench bench-quick bench-bulk bench-observability fuzz-tokenizer stress clean
@@ -100,7 +103,7 @@ $(BUNDLE)/bundle.json: serving/core/contract.py export/onnx_export.py | $(STAMP)
 # on the test split against the baselines, and write the figures into the model card.
 model: $(STAMP)
 	rm -rf $(RUN) $(RUN).data
-	$(BIN)/encoder-train --data default --out $(RUN) $(TRAIN_ARGS)
+	$(BIN)/encoder-train --data default --out $(RUN) $(TRAIN_ARGS) $(TRAIN_EXTRA)
 	$(BIN)/encoder-export bundle --checkpoint $(RUN)/checkpoint.pt --out $(BUNDLE)
 	$(BIN)/encoder-eval --data default --bundle default=$(BUNDLE) --out $(RUN).eval
 	$(BIN)/encoder-export card --bundle $(BUNDLE) --quality $(RUN).eval/quality.json --model default
