@@ -42,28 +42,39 @@ def ray_bulk(bundle: Path, inp: Path, out: Path, actors: int, batch: int) -> dic
     return r
 
 
-def spark_bulk(bundle: Path, inp: Path, out: Path, batch: int, cores: int = 2) -> dict:
-    """The Spark recipe (docs/bulk.md) on a local Spark: read JSONL, encode_udf, write Parquet."""
-    from zh_rnn_encoder.bulk.spark import encode_udf, local_session
+def spark_bulk(bundle: Path, inp: Path, work: Path, batch: int, cores: int = 2) -> list:
+    """Both Spark recipes (docs/bulk.md) on one local Spark: read JSONL, encode, write Parquet."""
+    from zh_rnn_encoder.bulk.spark import encode_frame, encode_udf, local_session
 
     t0 = time.perf_counter()
     # the JSONL cut into 4 partitions per core, as encoder-bulk cuts its blocks
     split = str(max(1 << 20, inp.stat().st_size // (4 * cores)))
     spark = local_session(cores, **{"spark.sql.files.maxPartitionBytes": split})
     spark.sparkContext.setLogLevel("ERROR")
-    started = time.perf_counter()
-    try:
-        udf = encode_udf(str(bundle), batch_size=batch)
-        df = spark.read.json(str(inp))
-        df.withColumn("vector", udf("text")).select("id", "vector").write.parquet(str(out))
-        took = time.perf_counter() - started
-        rows = spark.read.parquet(str(out)).count()
+    start = round(time.perf_counter() - t0, 2)
+    udf = encode_udf(str(bundle), batch_size=batch)
+    recipes = {
+        "Spark `encode_frame` (mapInArrow), local[2]": lambda df: encode_frame(df, str(bundle)),
+        "Spark `encode_udf` (predict_batch_udf), local[2]": lambda df: df.withColumn(
+            "vector", udf("text")
+        ),
+    }
+    best: dict[str, dict] = {}
+    try:  # each recipe twice, alternated, the faster kept: the first run of either warms Spark
+        for i, (name, recipe) in enumerate([*recipes.items(), *recipes.items()]):
+            dest = work / f"spark-{i}"
+            started = time.perf_counter()
+            recipe(spark.read.json(str(inp))).select("id", "vector").write.parquet(str(dest))
+            took = time.perf_counter() - started
+            rows = spark.read.parquet(str(dest)).count()
+            r = {"rows": rows, "seconds": round(took, 2), "texts_per_s": round(rows / took, 1),
+                 "start_s": start}  # fmt: skip
+            bench.log(f"{name}: {r}")
+            if name not in best or r["texts_per_s"] > best[name]["texts_per_s"]:
+                best[name] = r
     finally:
         spark.stop()
-    r = {"rows": rows, "seconds": round(took, 2), "texts_per_s": round(rows / took, 1),
-         "start_s": round(started - t0, 2)}  # fmt: skip
-    bench.log(f"spark: {r}")
-    return r
+    return [(f"{name}, best of 2", r) for name, r in best.items()]
 
 
 def main() -> int:
@@ -92,9 +103,7 @@ def main() -> int:
         for n, b in ((1, a.batch_size), (2, a.batch_size))
     ]
     if not a.no_spark and shutil.which("java"):
-        runs.append(
-            ("Spark `encode_udf`, local[2]", spark_bulk(bundle, inp, work / "spark", a.batch_size))
-        )
+        runs += spark_bulk(bundle, inp, work, a.batch_size)
     after = in_process(bundle, rows, a.batch_size)
     base = (before + after) / 2
     print(f"{a.rows:,} rows of bench/texts_zh.txt, {a.batch_size} texts per call:\n")

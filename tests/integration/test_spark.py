@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.support.samples import SMALL, TEXTS
 from zh_rnn_encoder import Encoder
-from zh_rnn_encoder.bulk.spark import encode_udf, local_session
+from zh_rnn_encoder.bulk.spark import encode_frame, encode_udf, local_session
 from zh_rnn_encoder.core.bundle import bundle_digest
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a JRE (java)")
@@ -59,3 +60,27 @@ def test_every_vector_is_of_the_version_read_at_the_start(spark, bundle_factory,
     with pytest.raises(Exception, match="sha256") as e:
         df.withColumn("vector", stale("text")).collect()
     assert f"expected {stale.model_version[:16]}" in str(e.value)  # the pin names the version
+
+
+def test_encode_frame_adds_vectors_and_version_and_keeps_every_column(
+    spark, bundle_factory, jieba_cache
+) -> None:
+    bundle = str(bundle_factory(cell="gru", **SMALL)[0])
+    rows = [(i, TEXTS[i % len(TEXTS)], i * 2) for i in range(150)]
+    df = spark.createDataFrame(rows, ["id", "body", "other"]).repartition(3)
+    out = encode_frame(df, bundle, text_col="body", pooling="mean", normalize=True)
+    assert out.columns == ["id", "body", "other", "vector", "model_version"]
+    got = {r["id"]: r for r in out.collect()}
+    want = Encoder.from_bundle(bundle, threads=1, jieba_cache_dir=jieba_cache).encode(
+        [t for _, t, _ in rows], pooling="mean", normalize=True
+    )
+    assert len(got) == len(rows)
+    for (i, t, o), w in zip(rows, want):
+        r = got[i]
+        assert (r["body"], r["other"], r["model_version"]) == (t, o, bundle_digest(Path(bundle)))
+        assert np.abs(np.array(r["vector"]) - w.vector).max() <= 1e-6
+    bare = encode_frame(df, bundle, text_col="body", vector_col="v", version_col=None)
+    assert bare.columns == ["id", "body", "other", "v"]
+    nulls = spark.createDataFrame([(1, "好"), (2, None)], "id long, text string")
+    with pytest.raises(Exception, match="is not a string"):
+        encode_frame(nulls, bundle).collect()
