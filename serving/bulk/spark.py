@@ -10,7 +10,8 @@ pyspark.ml.functions.predict_batch_udf).
     df.withColumn("vector", udf("text")).withColumn("model_version", F.lit(udf.model_version))
 
 ``encode_frame`` is the faster (1.2-1.5x encode_udf's texts/s on 2 cores, warm, same runs): Arrow
-batches go to the Encoder and back without pandas. ``encode_udf`` fits where a column expression is wanted.
+batches go to the Encoder and back without pandas. ``encode_udf`` fits where a column expression
+is wanted.
 
 Each Python worker loads the bundle once (the path travels, as with Ray) and encodes a batch of
 texts per call, pinned to the version the driver read (``model_version``: the digest of its
