@@ -201,18 +201,27 @@ def check_versions(out: Path, version: str, allow_mixed: bool) -> None:
         )
 
 
+def local_files(job: BulkJob) -> list[Path] | None:
+    """The input's files as Ray reads them (a file, or those of a directory, sorted), for what
+    the driver checks and sizes before Ray starts; None for an input it cannot open (a URI)."""
+    path = Path(job.input)
+    if "://" in job.input or not path.exists():
+        return None
+    if path.is_file():
+        return [path]
+    pattern = "*.parquet" if job.input_format() == "parquet" else "*.json*"  # .jsonl, .json.gz
+    return sorted(f for f in path.rglob(pattern) if f.is_file())
+
+
 def check_fields(job: BulkJob) -> None:
     """ValueError naming the field when the input lacks the id or text field, read from the
     first file's schema (Parquet) or first record (JSONL) by the driver, before Ray starts: asking
     the Dataset for its schema would run a whole read task. Inputs the driver cannot open (a URI)
     are left to Ray, which fails the job on the missing column."""
-    fmt, path = job.input_format(), Path(job.input)
-    if fmt == "text" or "://" in job.input or not path.exists():
+    fmt, files = job.input_format(), local_files(job)
+    if fmt == "text" or not files:
         return
-    suffix = ".parquet" if fmt == "parquet" else ".json"
-    first = path if path.is_file() else next(iter(sorted(path.rglob(f"*{suffix}*"))), None)
-    if first is None:
-        return
+    first = files[0]
     if fmt == "parquet":
         names = set(pq.read_schema(first).names)
     else:
@@ -248,17 +257,14 @@ class Layout:
         """Rows are counted for a text file (``rows``), read from Parquet's footers and
         estimated for JSONL from its first 64 KiB; Ray's choice for inputs the driver cannot
         open (a URI)."""
-        path, size = Path(job.input), None
-        if rows is None and ("://" in job.input or not path.exists()):
-            return cls(None, None)
+        size = None
         if rows is None:
-            files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+            files = local_files(job)
             if not files:
                 return cls(None, None)
             size = sum(f.stat().st_size for f in files)
             if job.input_format() == "parquet":
-                parquet = [f for f in files if f.suffix == ".parquet"]
-                rows = sum(pq.ParquetFile(f).metadata.num_rows for f in parquet)
+                rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             else:
                 with files[0].open("rb") as f:
                     head = f.read(1 << 16)

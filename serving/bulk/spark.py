@@ -129,7 +129,9 @@ def encode_udf(
 def worker_encoder(bundle: str, threads: int, version: str) -> Encoder:
     """One Encoder per Python worker and bundle version, kept across tasks (Spark reuses its
     Python workers) for the worker's life, where a plain mapInArrow function would load and
-    self-test the bundle once a task."""
+    self-test the bundle once a task. (encode_udf loads per UDF instance, as predict_batch_udf
+    caches it: a UDF made after its bundle was replaced then fails on the pin; sharing this cache
+    would hand it the version an earlier UDF loaded instead.)"""
     from zh_rnn_encoder.runtime.encoder import Encoder
 
     return Encoder.from_bundle(bundle, threads=threads, expect_bundle_sha256=version)

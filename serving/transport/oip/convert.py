@@ -7,7 +7,6 @@ parameters choose the encoding options; docs/protocols.md lists every field and 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import struct
 from typing import Any
@@ -194,7 +193,7 @@ def model_metadata(model: ServedModel) -> pb.ModelMetadataResponse:
     m = info.model
     card = {} if info.card is None else {"model_card": _compact(to_json(info.card))}
     q = info.quantization
-    card |= {} if q is None else {"quantization": _compact(dataclasses.asdict(q))}
+    card |= {} if q is None else {"quantization": _compact(to_json(q))}
     return pb.ModelMetadataResponse(
         name=model.name,
         versions=[model.version],

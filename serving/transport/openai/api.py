@@ -8,7 +8,6 @@ docs/protocols.md lists every field.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from zh_rnn_encoder.core.errors import ErrorKind, NotFound, NotReady
@@ -124,13 +123,12 @@ class OpenAIApi:
         except NotReady:
             return obj
         info = model.encoder.info
-        q = info.quantization
         return obj | {
             "version": model.version,
             "default_pooling": info.defaults.pooling.value,
             "default_normalize": info.defaults.normalize,
             "model_card": to_json(info.card),
-            "quantization": None if q is None else dataclasses.asdict(q),
+            "quantization": to_json(info.quantization),
         }
 
     def _models(self, path: str) -> Reply:
