@@ -20,7 +20,12 @@ from zh_rnn_encoder.runtime.encoder import Encoder
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.device", description=__doc__)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--cells", nargs="*", default=["rnn", "lstm"])
+    ap.add_argument(
+        "--cells",
+        nargs="*",
+        default=["rnn", "rnn:native", "lstm"],
+        help="cells, or CELL:FORMULATION (rnn:native, the RNN op that runs on cuDNN)",
+    )
     a = ap.parse_args()
     texts = load_texts()
     tok = bench.Tokenizer(cache_dir=bench.CACHE)

@@ -61,7 +61,12 @@ def run_bound(sess: ort.InferenceSession, ios: list) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.device_parts", description=__doc__)
     ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--cells", nargs="*", default=["rnn", "lstm", "gru"])
+    ap.add_argument(
+        "--cells",
+        nargs="*",
+        default=["rnn", "rnn:native", "lstm", "gru"],
+        help="cells, or CELL:FORMULATION (rnn:native, the RNN op that runs on cuDNN)",
+    )
     ap.add_argument("--sizes", nargs="*", type=int, default=[32, 512])
     ap.add_argument("--devices", nargs="*", default=["cpu", "cuda"])
     ap.add_argument("--out", type=Path, default=bench.ROOT / "bench" / "results" / "device-parts")

@@ -33,6 +33,6 @@ if [ -z "${SKIP_WORKERS:-}" ]; then  # SKIP_WORKERS=1: the GPU checks alone
 fi
 
 step "CPU vs CUDA, in process"
-timeout 150 python3 -m bench.device --seconds 1
+timeout 200 python3 -m bench.device --seconds 1
 echo "device rc=$?"
 step done

@@ -58,12 +58,15 @@ def log(msg: str) -> None:
 _BUILT: set[str] = set()
 
 
-def build_model(cell: str, tok: Tokenizer) -> tuple[Path, Path]:
-    """Exported afresh once per run, so the bench always measures the current exporter."""
-    d = OUT / f"model-{cell}"
+def build_model(spec: str, tok: Tokenizer) -> tuple[Path, Path]:
+    """Exported afresh once per run, so the bench always measures the current exporter.
+    ``spec`` is a cell, or CELL:FORMULATION for another formulation than the cell's default
+    (``rnn:native``: the native RNN op, as for CUDA)."""
+    cell, _, formulation = spec.partition(":")
+    d = OUT / f"model-{spec.replace(':', '-')}"
     bundle, ckpt_path = d / "bundle", d / "checkpoint.pt"
-    if cell not in _BUILT:
-        _BUILT.add(cell)
+    if spec not in _BUILT:
+        _BUILT.add(spec)
         lines = DEFAULT_CORPUS.read_text(encoding="utf-8").splitlines()
         vocab = Vocab.build(tok.tokenize(x) for x in lines)
         ckpt = Checkpoint(
@@ -71,7 +74,8 @@ def build_model(cell: str, tok: Tokenizer) -> tuple[Path, Path]:
         )
         d.mkdir(parents=True, exist_ok=True)
         ckpt_io.save(ckpt, ckpt_path)
-        export_bundle(ckpt, bundle, "none", jieba_cache=CACHE)  # the bench checks it by use
+        # the bench checks it by use
+        export_bundle(ckpt, bundle, "none", jieba_cache=CACHE, formulation=formulation or None)
     return bundle, ckpt_path
 
 

@@ -20,6 +20,7 @@ import onnx
 from zh_rnn_encoder import __version__
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import bundle_digest
+from zh_rnn_encoder.core.enums import Formulation
 from zh_rnn_encoder.core.manifest import (
     GoldenInfo,
     GraphInfo,
@@ -68,23 +69,26 @@ def export_bundle(
     jieba_cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
     quantized: str | None = None,
+    formulation: Formulation | str | None = None,
 ) -> ExportReport:
     """Write, verify and move into place; raises BundleError or VerificationError listing every
     problem, and then nothing is left at ``out`` (an older bundle there is kept).
 
     ``quantized`` ("int8" or "int8-weights", export/quantize.py) writes the quantized graph,
     checked against the float graph (the one verified against eager PyTorch), with its own
-    goldens."""
+    goldens. ``formulation`` ("scan" or "native", export/onnx_export.py) writes the recurrence
+    that way; None: the cell's default. ValueError for one the cell does not have."""
     level, out = Verify(verify_level), Path(out)
+    form = onnx_export.formulation_for(ckpt.model.config, formulation)
     tmp = out.with_name(out.name + ".partial")
     t0 = time.perf_counter()
     try:
-        graph, q = _write(ckpt, tmp, jieba_cache, quantized, level)
+        graph, q = _write(ckpt, tmp, jieba_cache, quantized, level, form)
         written = time.perf_counter()
         digest = bundle_digest(tmp)
         report = ExportReport(out, level, written - t0, digest, quantization=q)
         if level is not Verify.NONE:
-            report = _verify(ckpt, tmp, graph, level, jieba_cache, progress, report)
+            report = _verify(ckpt, tmp, graph, level, jieba_cache, progress, report, form)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     finally:
@@ -100,12 +104,15 @@ def _verify(
     jieba_cache: Path | None,
     progress: Callable[[str], None] | None,
     report: ExportReport,
+    formulation: Formulation,
 ) -> ExportReport:
     """The runtime's own start-up checks, then parity of the float graph against eager PyTorch
     on a grid."""
     t0 = time.perf_counter()
     enc = Encoder.from_bundle(path, threads=1, jieba_cache_dir=jieba_cache)
-    parity = verify(graph, ckpt.model, progress=progress, **GRIDS[level.value])
+    parity = verify(
+        graph, ckpt.model, progress=progress, formulation=formulation, **GRIDS[level.value]
+    )
     return ExportReport(
         report.path,
         level,
@@ -121,7 +128,12 @@ def _verify(
 
 
 def _write(
-    ckpt: Checkpoint, tmp: Path, jieba_cache: Path | None, quantized: str | None, level: Verify
+    ckpt: Checkpoint,
+    tmp: Path,
+    jieba_cache: Path | None,
+    quantized: str | None,
+    level: Verify,
+    formulation: Formulation,
 ) -> tuple[onnx.ModelProto, Quantization | None]:
     """Writes the bundle's files; returns the float graph and, if quantized, how."""
     shutil.rmtree(tmp, ignore_errors=True)
@@ -132,14 +144,14 @@ def _write(
         user_dict_path = tmp / contract.USER_DICT_FILE
         user_dict_path.write_text(ckpt.user_dict or "", encoding="utf-8")
         tok = TokenizerConfig(tok.hmm, contract.USER_DICT_FILE, tok.whitespace, tok.jieba_version)
-    graph = onnx_export.build_graph(ckpt.model, sha256_file(tmp / contract.VOCAB_FILE))
+    graph = onnx_export.build_graph(ckpt.model, sha256_file(tmp / contract.VOCAB_FILE), formulation)
     served, q = graph, None
     if quantized:
         served, q = _quantize(graph, quantized, level)
     onnx.save(served, tmp / contract.GRAPH_FILE)
     own = served.SerializeToString() if q else None  # a quantized graph's goldens are its own
     write_golden(ckpt.model, Tokenizer(tok, user_dict_path, jieba_cache), ckpt.vocab, tmp, own)
-    manifest = _manifest(ckpt, tok, tmp, q)
+    manifest = _manifest(ckpt, tok, tmp, q, formulation)
     (tmp / contract.MANIFEST_FILE).write_text(manifest_text(manifest), encoding="utf-8")
     return graph, q
 
@@ -157,7 +169,11 @@ def _quantize(
 
 
 def _manifest(
-    ckpt: Checkpoint, tok: TokenizerConfig, bundle_dir: Path, q: Quantization | None
+    ckpt: Checkpoint,
+    tok: TokenizerConfig,
+    bundle_dir: Path,
+    q: Quantization | None,
+    formulation: Formulation,
 ) -> Manifest:
     c, v = ckpt.model.config, ckpt.vocab
     files = sorted(p.name for p in bundle_dir.iterdir() if p.is_file())
@@ -174,6 +190,7 @@ def _manifest(
             outputs=contract.output_specs(c),
             dynamic_axes=(contract.BATCH_AXIS, contract.SEQ_AXIS),
             quantization=q,
+            formulation=formulation,
         ),
         golden=GoldenInfo(  # a graph that is not batch invariant varies in the padded batch
             contract.GOLDEN_TEXTS_FILE,

@@ -15,7 +15,7 @@ import onnx
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import load_bundle
-from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Whitespace
+from zh_rnn_encoder.core.enums import Cell, Formulation, Nonlinearity, Whitespace
 from zh_rnn_encoder.core.errors import BundleError
 from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig, sha256_file
 from zh_rnn_encoder.core.tokenizer import Tokenizer
@@ -82,8 +82,17 @@ def _level(a: argparse.Namespace) -> Verify:
     return Verify.QUICK if a.quick else Verify.FULL
 
 
-def _export(ckpt: Checkpoint, out: Path, level: Verify, quantized: str | None = None) -> None:
-    _log_report(export_bundle(ckpt, out, level, progress=log, quantized=quantized))
+def _export(
+    ckpt: Checkpoint,
+    out: Path,
+    level: Verify,
+    quantized: str | None = None,
+    formulation: str | None = None,
+) -> None:
+    report = export_bundle(
+        ckpt, out, level, progress=log, quantized=quantized, formulation=formulation
+    )
+    _log_report(report)
 
 
 def _log_report(r: ExportReport) -> None:
@@ -121,11 +130,12 @@ def _verify_bundle(path: Path, ckpt: Checkpoint | None, level: Verify) -> None:
         return
     t0 = time.perf_counter()
     graph = onnx.load(path / contract.GRAPH_FILE)
-    q = enc.bundle.manifest.graph.quantization
+    q, form = enc.bundle.manifest.graph.quantization, enc.bundle.manifest.graph.formulation
     if q:  # the float graph from the checkpoint against eager, the bundle's against it
         quantized = graph
-        graph = onnx_export.build_graph(ckpt.model, sha256_file(path / contract.VOCAB_FILE))
-    r = verify(graph, ckpt.model, progress=log, **GRIDS[level.value])
+        vocab_sha = sha256_file(path / contract.VOCAB_FILE)
+        graph = onnx_export.build_graph(ckpt.model, vocab_sha, form)
+    r = verify(graph, ckpt.model, progress=log, formulation=form, **GRIDS[level.value])
     _log_parity(r.cases, time.perf_counter() - t0, r.max_abs_err, r.max_invariance_err)
     if q:
         grid = GRIDS[level.value]
@@ -149,7 +159,7 @@ def cmd_init(a: argparse.Namespace) -> None:
 
 
 def cmd_bundle(a: argparse.Namespace) -> None:
-    _export(ckpt_io.load(a.checkpoint), a.out, _level(a), a.quantize)
+    _export(ckpt_io.load(a.checkpoint), a.out, _level(a), a.quantize, a.formulation)
 
 
 def cmd_verify(a: argparse.Namespace) -> None:
@@ -185,7 +195,7 @@ def cmd_build(a: argparse.Namespace) -> None:
     if a.checkpoint_out:
         ckpt_io.save(ckpt, a.checkpoint_out)
         log(f"wrote {a.checkpoint_out}")
-    _export(ckpt, a.out, _level(a))
+    _export(ckpt, a.out, _level(a), formulation=a.formulation)
 
 
 def cmd_triton(a: argparse.Namespace) -> None:
@@ -209,7 +219,7 @@ def cmd_random(a: argparse.Namespace) -> None:
     if tok.user_dict:
         tok = TokenizerConfig(tok.hmm, contract.USER_DICT_FILE, tok.whitespace, tok.jieba_version)
     ckpt = Checkpoint(init_model(b.model, a.seed), b.vocab, tok, user_dict)
-    _export(ckpt, a.out, _level(a))
+    _export(ckpt, a.out, _level(a), formulation=b.manifest.graph.formulation)
 
 
 def cmd_card(a: argparse.Namespace) -> None:
@@ -250,6 +260,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="initialisation seed")
 
 
+def _add_formulation_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--formulation",
+        choices=[f.value for f in Formulation],
+        help="how the recurrence is written: scan (the rnn's default, faster on CPU) or native "
+        "(the op of each cell, cuDNN on CUDA; the only one for lstm and gru); docs/exporter.md",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="encoder-export", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -273,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
         help="serve an int8 graph made from the verified one: int8 (faster for rnn and lstm, "
         "not batch invariant) or int8-weights (smaller only); docs/exporter.md",
     )
+    _add_formulation_arg(p)
     p.set_defaults(func=cmd_bundle)
     p = sub.add_parser("verify", help="check a bundle; with --checkpoint, parity against eager")
     p.add_argument("--bundle", type=Path, required=True)
@@ -305,6 +325,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--checkpoint-out", type=Path, help="also keep the checkpoint here")
     p.add_argument("--quick", action="store_true", help="verify on a small grid")
+    _add_formulation_arg(p)
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("triton", help="a bundle as a Triton model repository (onnxruntime backend)")
     p.add_argument("--bundle", type=Path, required=True)

@@ -1,7 +1,10 @@
-"""LSTM and GRU as ONNX's native ops: Gather, then one LSTM/GRU op per layer with sequence_lens.
+"""Every cell as ONNX's native ops: Gather, then one RNN/LSTM/GRU op per layer with
+sequence_lens.
 
 onnxruntime's LSTM and GRU kernels beat eager PyTorch already (docs/exporter.md), and the op takes
-each text's true length, so padding never reaches the state.
+each text's true length, so padding never reaches the state. The plain RNN is written this way
+only when asked (``--formulation native``): its CPU kernel is slower than the Scans of
+scan_rnn.py, but on CUDA the native ops run through cuDNN.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from zh_rnn_encoder.core import contract
-from zh_rnn_encoder.core.enums import Cell
+from zh_rnn_encoder.core.enums import Cell, Nonlinearity
 from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.export import graph_state
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.weights import layer_weights
 
-OPS = {Cell.LSTM: "LSTM", Cell.GRU: "GRU"}
+OPS = {Cell.RNN: "RNN", Cell.LSTM: "LSTM", Cell.GRU: "GRU"}
+_ACTIVATIONS = {Nonlinearity.TANH: "Tanh", Nonlinearity.RELU: "Relu"}
 
 
 def expected_ops(config: ModelConfig) -> dict[str, int]:
@@ -60,6 +64,8 @@ def _recurrent_layer(
     }
     if c.cell is Cell.GRU:
         attrs["linear_before_reset"] = 1  # torch applies the reset gate after the R product
+    if c.cell is Cell.RNN:  # one activation per direction
+        attrs["activations"] = [_ACTIVATIONS[c.nonlinearity]] * d
     nodes.append(
         helper.make_node(
             OPS[c.cell],
@@ -73,7 +79,7 @@ def _recurrent_layer(
 
 
 def layers(model: TorchEncoder, nodes: list, inits: list) -> None:
-    """Append the whole LSTM/GRU: contract.IDS and LENGTHS in, contract.STATES and FINAL out."""
+    """Append the whole recurrence: contract.IDS and LENGTHS in, contract.STATES and FINAL out."""
     c = model.config
     emb = model.embedding.weight.detach().cpu().numpy().astype(np.float32)
     inits += [

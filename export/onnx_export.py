@@ -8,6 +8,7 @@ by export.verify against eager PyTorch on lengths and batch sizes of every kind.
 from __future__ import annotations
 
 import platform
+from types import ModuleType
 
 import onnx
 import onnxruntime
@@ -15,7 +16,7 @@ import torch
 from onnx import TensorProto, helper
 
 from zh_rnn_encoder.core import contract
-from zh_rnn_encoder.core.enums import Cell
+from zh_rnn_encoder.core.enums import Cell, Formulation
 from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.export import native_ops, scan_rnn
 from zh_rnn_encoder.export.model import TorchEncoder
@@ -27,26 +28,50 @@ IR_VERSION = helper.find_min_ir_version_for([helper.make_opsetid("", OPSET)])
 PRODUCER = "zh-rnn-encoder"
 _DTYPES = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
 
-# The plain RNN runs as Scans (faster than onnxruntime's RNN kernel); LSTM and GRU as native ops.
-# Each formulation reads the contract's inputs and writes its outputs, nothing else in common.
-FORMULATIONS = {Cell.RNN: scan_rnn, Cell.LSTM: native_ops, Cell.GRU: native_ops}
+# The formulations each cell can be written in, its default first: the plain RNN as Scans
+# (faster on the CPU than onnxruntime's RNN kernel) or as the native op (cuDNN on CUDA); LSTM
+# and GRU as their native ops (a GRU of Scans was slower, docs/exporter.md). Each formulation
+# reads the contract's inputs and writes its outputs, nothing else in common.
+FORMULATIONS: dict[Cell, dict[Formulation, ModuleType]] = {
+    Cell.RNN: {Formulation.SCAN: scan_rnn, Formulation.NATIVE: native_ops},
+    Cell.LSTM: {Formulation.NATIVE: native_ops},
+    Cell.GRU: {Formulation.NATIVE: native_ops},
+}
+
+
+def formulation_for(config: ModelConfig, asked: Formulation | str | None = None) -> Formulation:
+    """``asked``, checked against the cell, or the cell's default; ValueError names the choices."""
+    choices = FORMULATIONS[config.cell]
+    if asked is None:
+        return next(iter(choices))
+    f = Formulation.parse(asked, "formulation")
+    if f not in choices:
+        names = ", ".join(choices)
+        raise ValueError(f"formulation {f}: the {config.cell} cell is written as {names} only")
+    return f
 
 
 def _value_info(spec: contract.TensorSpec) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(spec.name, _DTYPES[spec.dtype], list(spec.shape))
 
 
-def expected_recurrent_ops(config: ModelConfig) -> dict[str, int]:
-    """The loop ops a correct export holds (none unrolled), for verification's structure check."""
-    return FORMULATIONS[config.cell].expected_ops(config)
+def expected_recurrent_ops(
+    config: ModelConfig, formulation: Formulation | None = None
+) -> dict[str, int]:
+    """The loop ops a correct export holds (none unrolled), for verification's structure check;
+    ``formulation`` None: the cell's default."""
+    return FORMULATIONS[config.cell][formulation_for(config, formulation)].expected_ops(config)
 
 
-def build_graph(model: TorchEncoder, vocab_sha256: str) -> onnx.ModelProto:
-    """The whole graph, batch-major at its boundary, with dynamic batch and seq axes."""
+def build_graph(
+    model: TorchEncoder, vocab_sha256: str, formulation: Formulation | None = None
+) -> onnx.ModelProto:
+    """The whole graph, batch-major at its boundary, with dynamic batch and seq axes, in
+    ``formulation`` (None: the cell's default)."""
     c = model.config
     nodes: list = []
     inits: list = []
-    FORMULATIONS[c.cell].layers(model, nodes, inits)
+    FORMULATIONS[c.cell][formulation_for(c, formulation)].layers(model, nodes, inits)
     graph = helper.make_graph(
         nodes,
         "encoder",

@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from zh_rnn_encoder.core import contract
+from zh_rnn_encoder.core.enums import Formulation
 from zh_rnn_encoder.core.manifest import ModelConfig
 from zh_rnn_encoder.export.model import TorchEncoder
 from zh_rnn_encoder.export.onnx_export import expected_recurrent_ops
@@ -67,8 +68,11 @@ class Report:
 _DATA_INPUTS = (contract.IDS, contract.LENGTHS)
 
 
-def check_structure(graph: onnx.ModelProto, model: TorchEncoder) -> list[Mismatch]:
-    """Named, typed I/O with symbolic batch/seq axes, and exactly one recurrent op per layer."""
+def check_structure(
+    graph: onnx.ModelProto, model: TorchEncoder, formulation: Formulation | None = None
+) -> list[Mismatch]:
+    """Named, typed I/O with symbolic batch/seq axes, and exactly the loop ops of
+    ``formulation`` (None: the cell's default)."""
     out = []
     want = (*contract.input_specs(model.config), *contract.output_specs(model.config))
     got = [*graph.graph.input, *graph.graph.output]
@@ -79,7 +83,7 @@ def check_structure(graph: onnx.ModelProto, model: TorchEncoder) -> list[Mismatc
     if len(got) != len(want):
         out.append(Mismatch("structure", "graph", f"{len(got)} inputs+outputs, want {len(want)}"))
     ops = Counter(n.op_type for n in graph.graph.node)
-    want_ops = expected_recurrent_ops(model.config)
+    want_ops = expected_recurrent_ops(model.config, formulation)
     got_ops = {op: ops.get(op, 0) for op in (*RECURRENT_OPS, *want_ops)}
     if any(got_ops[op] != want_ops.get(op, 0) for op in got_ops):
         out.append(
@@ -239,9 +243,11 @@ def verify(
     atol: float = contract.PARITY_ATOL,
     invariance_every: int = 4,
     progress: Callable[[str], None] | None = None,
+    formulation: Formulation | None = None,
 ) -> Report:
-    """Runs every check; raises VerificationError listing all mismatches, else returns a Report."""
-    report = Report(mismatches=check_structure(graph, model))
+    """Runs every check; raises VerificationError listing all mismatches, else returns a Report.
+    ``formulation``: the one the graph was written in (None: the cell's default)."""
+    report = Report(mismatches=check_structure(graph, model, formulation))
     model64 = copy.deepcopy(model).double()
     run = Session(graph.SerializeToString(), threads=1).run_state
 

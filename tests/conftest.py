@@ -28,7 +28,8 @@ def default_corpus() -> Path:
 
 @pytest.fixture(scope="session")
 def bundle_factory(tmp_path_factory: pytest.TempPathFactory, tokenizer, default_corpus: Path):
-    """build(cell=..., num_layers=..., bidirectional=..., **sizes) -> (bundle dir, checkpoint)."""
+    """build(cell=..., num_layers=..., bidirectional=..., formulation=..., **sizes) -> (bundle
+    dir, checkpoint)."""
     from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
     from zh_rnn_encoder.core.vocab import Vocab
     from zh_rnn_encoder.export import Checkpoint, export_bundle, init_model
@@ -37,14 +38,14 @@ def bundle_factory(tmp_path_factory: pytest.TempPathFactory, tokenizer, default_
     vocab = Vocab.build(tokenizer.tokenize(x) for x in lines)
     cache: dict = {}
 
-    def build(seed: int = 0, **kw):
-        key = (seed, tuple(sorted(kw.items())))
+    def build(seed: int = 0, formulation: str | None = None, **kw):
+        key = (seed, formulation, tuple(sorted(kw.items())))
         if key not in cache:
             model = init_model(ModelConfig(vocab_size=len(vocab), **kw), seed)
             ckpt = Checkpoint(model, vocab, TokenizerConfig())
             out = tmp_path_factory.mktemp("bundle") / "b"
             # verified by the tests that use it (parity with eager PyTorch through the server)
-            export_bundle(ckpt, out, "none")
+            export_bundle(ckpt, out, "none", formulation=formulation)
             cache[key] = (out, ckpt)
         return cache[key]
 

@@ -27,6 +27,15 @@ class Cell(_Choice):
     GRU = "gru"
 
 
+class Formulation(_Choice):
+    """How the exporter writes the recurrence into the graph (docs/exporter.md): the cell's
+    native ONNX op (RNN, LSTM, GRU; cuDNN's kernels on CUDA), or one Scan per layer and
+    direction (the plain RNN only; faster on the CPU)."""
+
+    NATIVE = "native"
+    SCAN = "scan"
+
+
 class Nonlinearity(_Choice):
     """The activation of the plain RNN cell (nn.RNN's ``nonlinearity``)."""
 

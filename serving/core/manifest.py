@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.contract import TensorSpec
-from zh_rnn_encoder.core.enums import Cell, Nonlinearity, Pooling, Whitespace, _Choice
+from zh_rnn_encoder.core.enums import Cell, Formulation, Nonlinearity, Pooling, Whitespace, _Choice
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -122,6 +122,8 @@ class GraphInfo:
     outputs: tuple[TensorSpec, ...]
     dynamic_axes: tuple[str, ...]
     quantization: Quantization | None = None  # None: the float graph itself
+    # None: written before the choice existed, so the cell's default (export/onnx_export.py)
+    formulation: Formulation | None = None
 
 
 @dataclass(frozen=True)

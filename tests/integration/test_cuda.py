@@ -33,8 +33,9 @@ CONFIGS = [
     {},
     {"cell": "lstm", "bidirectional": True, "num_layers": 2, **SMALL},
     {"cell": "gru", **SMALL},
+    {"formulation": "native"},  # the RNN op, cuDNN's kernel
 ]
-IDS = ["rnn", "bilstm2", "gru"]
+IDS = ["rnn", "bilstm2", "gru", "rnn-native"]
 # Many lengths in one batch: the GPU kernels see other batch sizes than the texts alone.
 CORPUS = ROOT / "bench" / "texts_zh.txt"
 

@@ -6,6 +6,7 @@ import pytest
 
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.bundle import load_bundle
+from zh_rnn_encoder.core.enums import Formulation
 from zh_rnn_encoder.core.errors import BundleError
 from zh_rnn_encoder.core.manifest import ModelConfig, TokenizerConfig
 from zh_rnn_encoder.export import Verify, export_bundle, onnx_export, scan_rnn
@@ -55,6 +56,47 @@ def test_rnn_without_folded_table(monkeypatch: pytest.MonkeyPatch, bidir: bool) 
     assert "embedding" in {i.name for i in graph.graph.initializer}
     report = verify(graph, model, batches=(1, 5), seqs=(1, 9, 130), n_random=2, invariance_every=1)
     assert report.max_abs_err <= contract.PARITY_ATOL
+
+
+@pytest.mark.parametrize(
+    ("layers", "bidir", "nonlinearity"), [(1, False, "tanh"), (2, True, "relu")]
+)
+def test_rnn_as_its_native_op(layers: int, bidir: bool, nonlinearity: str) -> None:
+    """--formulation native: one ONNX RNN op per layer (cuDNN on CUDA), the same function as
+    the Scans, checked as strictly."""
+    c = ModelConfig(
+        vocab_size=200,
+        embedding_dim=16,
+        hidden_size=24,
+        num_layers=layers,
+        bidirectional=bidir,
+        nonlinearity=nonlinearity,
+    )
+    model = init_model(c, seed=layers)
+    graph = build_graph(model, "0" * 64, Formulation.NATIVE)
+    ops = [n.op_type for n in graph.graph.node]
+    assert ops.count("RNN") == layers and "Scan" not in ops
+    report = verify(
+        graph,
+        model,
+        batches=BATCHES,
+        seqs=SEQS,
+        n_random=3,
+        invariance_every=1,
+        formulation=Formulation.NATIVE,
+    )
+    assert report.max_abs_err <= contract.PARITY_ATOL
+    assert report.max_invariance_err <= contract.BATCH_INVARIANCE_ATOL
+    # checked as the default formulation, the same graph is refused: the ops are counted
+    assert [m.check for m in check_structure(graph, model)] == ["structure"]
+
+
+def test_formulation_a_cell_lacks_is_refused() -> None:
+    model = init_model(ModelConfig(vocab_size=50, cell="lstm", embedding_dim=8, hidden_size=8), 0)
+    with pytest.raises(ValueError, match="formulation scan: the lstm cell is written as native"):
+        build_graph(model, "0" * 64, "scan")
+    with pytest.raises(ValueError, match="formulation: unknown value 'loop'"):
+        onnx_export.formulation_for(model.config, "loop")
 
 
 def test_default_sizes_parity() -> None:
@@ -154,6 +196,44 @@ def test_export_bundle_verifies_by_default(tmp_path) -> None:
     assert not (tmp_path / "b.partial").exists()
 
 
+def test_the_bundle_records_its_formulation_and_verify_reads_it(tmp_path) -> None:
+    """bundle.json says how the graph was written; `encoder-export verify --checkpoint` checks
+    the bundle's graph for that formulation's ops, and `random --like` keeps it."""
+    from zh_rnn_encoder.core.vocab import Vocab
+    from zh_rnn_encoder.export import Checkpoint
+    from zh_rnn_encoder.export import checkpoint as ckpt_io
+    from zh_rnn_encoder.export.cli import main
+
+    vocab = Vocab.build([["北京", "冬奥", "的", "进度条"], ["你好"]])
+    c = ModelConfig(vocab_size=len(vocab), embedding_dim=8, hidden_size=8)
+    ckpt = Checkpoint(init_model(c, 0), vocab, TokenizerConfig())
+    ckpt_io.save(ckpt, tmp_path / "c.pt")
+    export_bundle(ckpt, tmp_path / "native", "quick", formulation="native")
+    export_bundle(ckpt, tmp_path / "scan", "quick")
+    assert load_bundle(tmp_path / "native").manifest.graph.formulation is Formulation.NATIVE
+    assert load_bundle(tmp_path / "scan").manifest.graph.formulation is Formulation.SCAN
+    for name in ("native", "scan"):
+        args = ["verify", "--bundle", str(tmp_path / name), "--checkpoint", str(tmp_path / "c.pt")]
+        assert main([*args, "--quick"]) == 0
+    assert main(["random", "--like", str(tmp_path / "native"), "--out", str(tmp_path / "r")]) == 0
+    assert load_bundle(tmp_path / "r").manifest.graph.formulation is Formulation.NATIVE
+    assert (
+        main(
+            [
+                "bundle",
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+                "--out",
+                str(tmp_path / "x"),
+                "--formulation",
+                "scan",
+                "--quick",
+            ]
+        )
+        == 0
+    )
+
+
 def test_a_bundle_that_fails_verification_is_not_moved_into_place(tmp_path, monkeypatch) -> None:
     """A graph that is not the checkpoint's: refused, and the previous bundle stays."""
     out = tmp_path / "b"
@@ -163,7 +243,7 @@ def test_a_bundle_that_fails_verification_is_not_moved_into_place(tmp_path, monk
     monkeypatch.setattr(
         onnx_export,
         "build_graph",
-        lambda model, sha, real=onnx_export.build_graph: real(other, sha),
+        lambda model, sha, form=None, real=onnx_export.build_graph: real(other, sha, form),
     )
     with pytest.raises(BundleError, match="golden.npz: sample 0"):
         export_bundle(_tiny_checkpoint(), out, "quick")
