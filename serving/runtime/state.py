@@ -71,6 +71,21 @@ def check_states(
             raise InvalidInput(f"{where}: running sum and max must have {model.hidden_size} values")
         if s.tokens < 0:
             raise InvalidInput(f"{where}.tokens: must not be negative")
+        _check_finite(s, where)
+
+
+def _check_finite(s: EncoderState, where: str) -> None:
+    """InvalidInput naming the field unless every value is a number the model could have made:
+    a NaN or an infinity would come back in the vector (NaN through tanh; for a relu cell a
+    state grows as it is fed). token_max is -inf before any token, and only then."""
+    for name, values in (("h", s.h), ("c", s.c), ("token_sum", s.token_sum)):
+        if values is not None and not np.isfinite(values).all():
+            raise InvalidInput(f"{where}.{name}: values must be finite (NaN or infinity given)")
+    top = s.token_max
+    ok = np.isneginf(top).all() if s.tokens == 0 else np.isfinite(top).all()
+    if not ok:
+        want = "-infinity, as no token has been seen" if s.tokens == 0 else "finite"
+        raise InvalidInput(f"{where}.token_max: values must be {want}")
 
 
 def check_priors(

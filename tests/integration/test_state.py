@@ -18,6 +18,13 @@ C = "今天天气很好，我们去公园散步吧。"
 ATOL = contract.PARITY_ATOL
 
 
+def _poisoned(data: bytes, value: float) -> bytes:
+    """A tensor's float32 bytes with its second value replaced."""
+    x = np.frombuffer(data, dtype="<f4").copy()
+    x[1] = value
+    return x.tobytes()
+
+
 def test_through_grpc_the_state_round_trips(bundle_factory, jieba_cache) -> None:
     srv = InProcessServer(bundle_factory(cell="lstm", **SMALL)[0], jieba_cache).load()
     try:
@@ -36,8 +43,15 @@ def test_through_grpc_the_state_round_trips(bundle_factory, jieba_cache) -> None
             broken = pb.State()
             broken.CopyFrom(a.state)
             broken.h.data = broken.h.data[:-1]
+            nan_h, inf_c = pb.State(), pb.State()
+            nan_h.CopyFrom(a.state)
+            nan_h.h.data = _poisoned(nan_h.h.data, float("nan"))
+            inf_c.CopyFrom(a.state)
+            inf_c.c.data = _poisoned(inf_c.c.data, float("-inf"))
             for bad, words in ((other, "initial_states[0]: the state comes from another model"),
-                               (broken, "initial_states[0].h: ")):  # fmt: skip
+                               (broken, "initial_states[0].h: "),
+                               (nan_h, "initial_states[0].h: values must be finite"),
+                               (inf_c, "initial_states[0].c: values must be finite")):  # fmt: skip
                 with pytest.raises(Exception) as e:
                     c.encode([B], initial_states=[bad])
                 assert e.value.code().name == "INVALID_ARGUMENT" and words in e.value.details()

@@ -102,6 +102,40 @@ def test_bad_states_are_refused_by_name(enc, bundle_factory, jieba_cache) -> Non
         enc.encode([B], initial_states=[dataclasses.replace(a, h=a.h[:, :3])])
 
 
+def test_states_holding_nan_or_infinity_are_refused_by_field(enc) -> None:
+    """A NaN or an infinity in a state would come back in the vector (and a relu cell's state
+    grows as it is fed), so each is refused, naming its field; -inf is token_max's value before
+    any token, and only then."""
+    a = enc.encode([A], return_state=True)[0].state
+
+    def poisoned(name: str, value: float) -> np.ndarray:
+        x = np.array(getattr(a, name), copy=True)
+        x.flat[1] = value
+        return x
+
+    bad = [
+        ("h", dataclasses.replace(a, h=poisoned("h", np.nan))),
+        ("h", dataclasses.replace(a, h=poisoned("h", np.inf))),
+        ("token_sum", dataclasses.replace(a, token_sum=poisoned("token_sum", -np.inf))),
+        ("token_max", dataclasses.replace(a, token_max=poisoned("token_max", np.nan))),
+        ("token_max", dataclasses.replace(a, token_max=poisoned("token_max", -np.inf))),
+        ("token_max", dataclasses.replace(a, tokens=0)),  # no token seen, yet a maximum
+    ]
+    if a.c is not None:
+        bad.append(("c", dataclasses.replace(a, c=poisoned("c", np.nan))))
+    for field, state in bad:
+        with pytest.raises(InvalidInput, match=rf"initial_states\[1\]\.{field}: values must be"):
+            enc.encode([C, B], initial_states=[None, state])
+    # a state before any token: its pools are empty, its h continues
+    empty = {
+        "token_sum": np.zeros_like(a.token_sum),
+        "token_max": np.full_like(a.token_max, -np.inf),
+    }
+    start = dataclasses.replace(a, tokens=0, **empty)
+    assert enc.encode([B], initial_states=[start])[0].vector.shape == a.token_max.shape
+    assert enc.encode([B], initial_states=[a])[0].vector.shape == a.token_max.shape
+
+
 def test_a_bidirectional_model_refuses_states(bundle_factory, jieba_cache) -> None:
     bi = Encoder.from_bundle(
         bundle_factory(cell="gru", bidirectional=True, **SMALL)[0], jieba_cache_dir=jieba_cache
