@@ -162,6 +162,11 @@ def check_flags(a: argparse.Namespace) -> dict[str, float]:
         raise DataError("objective 'distill' and --teacher go together: give both or neither")
     if "distill" in terms and "supervised" not in terms:
         raise DataError("objective 'distill' trains the supervised head: add 'supervised'")
+    if not a.init_from:  # --init-from takes its model as it is
+        try:
+            model_config(a, 1)  # the model flags' own rules: relu is the rnn cell's alone
+        except ValueError as e:
+            raise DataError(f"model flags: {e}") from e
     return terms
 
 

@@ -18,17 +18,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # name -> flags added to the recipe's (the last --cell/--bidirectional given wins)
+# The recipe's --nonlinearity relu is the rnn cell's own; other cells take "tanh", the neutral
+# value ModelConfig asks of them (their gates have no choice to make).
+_GATED = ["--nonlinearity", "tanh"]
 CELLS = {
     "rnn": ["--cell", "rnn"],
-    "gru": ["--cell", "gru"],
-    "lstm": ["--cell", "lstm"],
-    "bigru": ["--cell", "gru", "--bidirectional"],
+    "gru": ["--cell", "gru", *_GATED],
+    "lstm": ["--cell", "lstm", *_GATED],
+    "bigru": ["--cell", "gru", "--bidirectional", *_GATED],
     # the GRU at half the width: a quarter of the recurrence, twice the default's graph time
-    "gru-128": ["--cell", "gru", "--hidden-size", "128"],
+    "gru-128": ["--cell", "gru", "--hidden-size", "128", *_GATED],
     # the bow ablation: the recipe's objective less bow (the teacher stays, so one thing changes;
     # a plain "supervised" would be refused beside the recipe's --teacher)
-    "gru-without-bow": ["--cell", "gru", "--objective", "supervised+distill:1"],
+    "gru-without-bow": ["--cell", "gru", "--objective", "supervised+distill:1", *_GATED],
     "rnn-words-only": ["--cell", "rnn", "--no-compose"],  # the --compose ablation
+    "rnn-tanh": ["--cell", "rnn", "--nonlinearity", "tanh"],  # the tutorial's, the earlier default
 }
 
 

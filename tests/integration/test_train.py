@@ -343,3 +343,17 @@ def test_every_make_quality_run_is_a_valid_set_of_flags() -> None:
     for name, flags in CELLS.items():
         a = parser().parse_args(["--data", "default", "--out", "x", *args, *flags])
         assert check_flags(a), name
+
+
+def test_model_flags_that_cannot_go_together_are_refused_before_any_data() -> None:
+    """The recipe's relu belongs to the rnn cell: a GRU asked for with it is refused at once,
+    by name, not after the survey and the teacher have run."""
+    from zh_rnn_encoder.data.records import DataError
+    from zh_rnn_encoder.export.training.cli import check_flags, parser
+
+    base = ["--data", "default", "--out", "x", "--objective", "supervised"]
+    a = parser().parse_args([*base, "--cell", "gru", "--nonlinearity", "relu"])
+    with pytest.raises(DataError, match=r"model flags: nonlinearity relu is for the rnn cell"):
+        check_flags(a)
+    a = parser().parse_args([*base, "--cell", "rnn", "--nonlinearity", "relu"])
+    assert check_flags(a) == {"supervised": 1.0}
