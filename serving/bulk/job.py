@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zh_rnn_encoder.bulk.output import VERSION_COLUMN, check_versions, write_atomic, written_ids
 from zh_rnn_encoder.core.bundle import bundle_digest
 from zh_rnn_encoder.core.enums import Pooling, Truncation
 from zh_rnn_encoder.core.errors import InvalidInput
@@ -51,7 +52,6 @@ LOOPBACK = "127.0.0.1"
 # to the LAN address (ray._private.services.resolve_ip_for_localhost). Ray reads the variable when
 # it is imported; every process it starts inherits it.
 LOCAL_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-VERSION_COLUMN = "model_version"
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,10 @@ class EncodeAndWrite:
         names = json.dumps([str(i) for i in batch.column("id").to_pylist()]).encode()
         digest = hashlib.sha1(names).hexdigest()[:20]
         if encodings:
-            _write_atomic(self.out / f"part-{digest}.parquet", self._table(ids, encodings))
+            write_atomic(self.out / f"part-{digest}.parquet", self._table(ids, encodings))
         if errors:
             body = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors)
-            _write_atomic(self.out / f"errors-{digest}.jsonl", body.encode())
+            write_atomic(self.out / f"errors-{digest}.jsonl", body.encode())
         return {"rows": [len(encodings)], "errors": [len(errors)]}
 
     def _encode(
@@ -154,51 +154,6 @@ class EncodeAndWrite:
             cols["tokens"] = pa.array([e.tokens for e in encodings], pa.list_(pa.string()))
             cols["token_ids"] = pa.array([e.ids.tolist() for e in encodings], pa.list_(pa.int64()))
         return pa.table(cols)
-
-
-def _write_atomic(path: Path, data: pa.Table | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        # A dictionary only where it pays: pyarrow tries one on every column by default, and
-        # trying it on the float vectors tripled the cost of a part and grew it by half.
-        pq.write_table(data, tmp, use_dictionary=[VERSION_COLUMN])
-    os.replace(tmp, path)
-
-
-def written_ids(out: Path) -> set[object]:
-    """Ids already in complete parts (a crash leaves only dot-prefixed temporaries)."""
-    done: set[object] = set()
-    for part in sorted(out.glob("part-*.parquet")):
-        done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
-    for errors in sorted(out.glob("errors-*.jsonl")):
-        done.update(json.loads(x)["id"] for x in errors.read_text(encoding="utf-8").splitlines())
-    return done
-
-
-def written_versions(out: Path) -> set[str]:
-    """The model versions of the rows already in ``out`` (parts written before rows carried
-    one count for none)."""
-    found: set[str] = set()
-    for part in sorted(out.glob("part-*.parquet")):
-        if VERSION_COLUMN in pq.read_schema(part).names:
-            column = pq.read_table(part, columns=[VERSION_COLUMN]).column(VERSION_COLUMN)
-            found.update(column.unique().to_pylist())
-    return found
-
-
-def check_versions(out: Path, version: str, allow_mixed: bool) -> None:
-    """ValueError naming both versions when ``out`` holds rows of a version other than
-    ``version``, unless ``allow_mixed``."""
-    others = sorted(written_versions(out) - {version})
-    if others and not allow_mixed:
-        raise ValueError(
-            f"{out} holds vectors of model version {', '.join(others)}; this bundle is version "
-            f"{version}. Vectors of two versions are not comparable: write to another --output, "
-            "or pass --allow-mixed-versions to add these anyway (each row keeps its "
-            f"{VERSION_COLUMN})"
-        )
 
 
 def local_files(job: BulkJob) -> list[Path] | None:
