@@ -21,6 +21,13 @@ from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.core.manifest import ModelConfig
 
 STATE_VERSION = 1
+# The largest magnitude a state value may have (the running sum: this much a token). No state a
+# model returns comes near it: tanh and GRU states lie in [-1, 1], an LSTM's cell state grows by
+# at most 1 a token (past 1e6 only after a million tokens with every gate saturated), the relu
+# default's states stay under 39
+# (tools/state_bound.py). Within it every product in the graph stays some 30 orders of magnitude
+# inside float32's range, so a state that passes cannot overflow the graph.
+STATE_LIMIT = 1e6
 
 
 @dataclass(frozen=True)
@@ -71,13 +78,18 @@ def check_states(
             raise InvalidInput(f"{where}: running sum and max must have {model.hidden_size} values")
         if s.tokens < 0:
             raise InvalidInput(f"{where}.tokens: must not be negative")
-        _check_finite(s, where)
+        _check_values(s, where)
 
 
-def _check_finite(s: EncoderState, where: str) -> None:
-    """InvalidInput naming the field unless every value is a number the model could have made:
-    a NaN or an infinity would come back in the vector (NaN through tanh; for a relu cell a
-    state grows as it is fed). token_max is -inf before any token, and only then."""
+def _check_values(s: EncoderState, where: str) -> None:
+    """InvalidInput naming the field unless every value is a number the model could have made.
+
+    A NaN or an infinity would come back in the vector (NaN through tanh; for a relu cell a
+    state grows as it is fed). So would a finite value too large for the graph's products: h of
+    3e38 overflows float32 in the first recurrent matrix product and the vector comes back NaN,
+    and a running sum of 1e300 makes the normalised vector zeros. Every value is therefore held
+    within STATE_LIMIT (the running sum within STATE_LIMIT a token). token_max is -inf before
+    any token, and only then."""
     for name, values in (("h", s.h), ("c", s.c), ("token_sum", s.token_sum)):
         if values is not None and not np.isfinite(values).all():
             raise InvalidInput(f"{where}.{name}: values must be finite (NaN or infinity given)")
@@ -86,6 +98,18 @@ def _check_finite(s: EncoderState, where: str) -> None:
     if not ok:
         want = "-infinity, as no token has been seen" if s.tokens == 0 else "finite"
         raise InvalidInput(f"{where}.token_max: values must be {want}")
+    bounds = [("h", s.h, STATE_LIMIT), ("c", s.c, STATE_LIMIT)]
+    bounds.append(("token_sum", s.token_sum, STATE_LIMIT * max(s.tokens, 1)))
+    if s.tokens:
+        bounds.append(("token_max", s.token_max, STATE_LIMIT))
+    for name, values, limit in bounds:
+        worst = 0.0 if values is None or not values.size else float(np.abs(values).max())
+        if worst > limit:
+            per = f" ({STATE_LIMIT:g} a token)" if name == "token_sum" else ""
+            raise InvalidInput(
+                f"{where}.{name}: values must lie within ±{limit:g}{per}, far beyond any "
+                f"state a model returns; {worst:.3g} given"
+            )
 
 
 def check_priors(

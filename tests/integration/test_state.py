@@ -43,15 +43,18 @@ def test_through_grpc_the_state_round_trips(bundle_factory, jieba_cache) -> None
             broken = pb.State()
             broken.CopyFrom(a.state)
             broken.h.data = broken.h.data[:-1]
-            nan_h, inf_c = pb.State(), pb.State()
+            nan_h, inf_c, huge_h = pb.State(), pb.State(), pb.State()
             nan_h.CopyFrom(a.state)
             nan_h.h.data = _poisoned(nan_h.h.data, float("nan"))
             inf_c.CopyFrom(a.state)
             inf_c.c.data = _poisoned(inf_c.c.data, float("-inf"))
+            huge_h.CopyFrom(a.state)  # finite, but the graph's first product would overflow
+            huge_h.h.data = _poisoned(huge_h.h.data, 3e38)
             for bad, words in ((other, "initial_states[0]: the state comes from another model"),
                                (broken, "initial_states[0].h: "),
                                (nan_h, "initial_states[0].h: values must be finite"),
-                               (inf_c, "initial_states[0].c: values must be finite")):  # fmt: skip
+                               (inf_c, "initial_states[0].c: values must be finite"),
+                               (huge_h, "initial_states[0].h: values must lie")):  # fmt: skip
                 with pytest.raises(Exception) as e:
                     c.encode([B], initial_states=[bad])
                 assert e.value.code().name == "INVALID_ARGUMENT" and words in e.value.details()

@@ -12,6 +12,7 @@ from tests.support.samples import SMALL
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder
+from zh_rnn_encoder.runtime.state import STATE_LIMIT
 
 A = "北京冬奥的进度条已经过半，"
 B = "不少外国运动员在完成自己的比赛后踏上归途。"
@@ -19,6 +20,7 @@ C = "今天天气很好，我们去公园散步吧。"
 ATOL = contract.PARITY_ATOL
 UNIDIRECTIONAL = [
     {},
+    {"nonlinearity": "relu", **SMALL},
     {"num_layers": 2, **SMALL},
     {"cell": "lstm", **SMALL},
     {"cell": "lstm", "num_layers": 2, **SMALL},
@@ -134,6 +136,42 @@ def test_states_holding_nan_or_infinity_are_refused_by_field(enc) -> None:
     start = dataclasses.replace(a, tokens=0, **empty)
     assert enc.encode([B], initial_states=[start])[0].vector.shape == a.token_max.shape
     assert enc.encode([B], initial_states=[a])[0].vector.shape == a.token_max.shape
+
+
+def test_states_too_large_for_the_graph_are_refused_by_field(enc) -> None:
+    """A finite value can still overflow the graph: h of 3e38 makes the first recurrent product
+    infinite and the vector NaN; a running sum of 1e300 makes the normalised vector zeros. Each
+    value is held within STATE_LIMIT (the running sum within STATE_LIMIT a token), and a state
+    at the limit still encodes to a finite vector."""
+    a = enc.encode([A], return_state=True)[0].state
+
+    def scaled(name: str, value: float) -> np.ndarray:
+        x = np.array(getattr(a, name), copy=True)
+        x.flat[1] = value
+        return x
+
+    over = STATE_LIMIT * 1.5
+    bad = [
+        ("h", dataclasses.replace(a, h=scaled("h", 3e38))),
+        ("h", dataclasses.replace(a, h=scaled("h", -over))),
+        ("token_sum", dataclasses.replace(a, token_sum=scaled("token_sum", 1e300))),
+        ("token_sum", dataclasses.replace(a, token_sum=scaled("token_sum", over * a.tokens))),
+        ("token_max", dataclasses.replace(a, token_max=scaled("token_max", over))),
+    ]
+    if a.c is not None:
+        bad.append(("c", dataclasses.replace(a, c=scaled("c", -3e38))))
+    for field, state in bad:
+        with pytest.raises(InvalidInput, match=rf"initial_states\[1\]\.{field}: values must lie "):
+            enc.encode([C, B], initial_states=[None, state], return_state=True)
+    at_limit = dataclasses.replace(
+        a,
+        h=np.full_like(a.h, STATE_LIMIT),
+        c=None if a.c is None else np.full_like(a.c, -STATE_LIMIT),
+        token_sum=np.full_like(a.token_sum, STATE_LIMIT * a.tokens),
+    )
+    got = enc.encode([B], initial_states=[at_limit], return_state=True)[0]
+    assert np.isfinite(got.vector).all() and np.linalg.norm(got.vector) > 0.99
+    assert np.isfinite(got.state.h).all() and np.isfinite(got.state.token_sum).all()
 
 
 def test_a_bidirectional_model_refuses_states(bundle_factory, jieba_cache) -> None:
