@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zh_rnn_encoder.core.errors import NotReady, Overloaded
+from zh_rnn_encoder.core.errors import EncoderError, NotReady, Overloaded
 from zh_rnn_encoder.runtime.delivery import OnState, Rows, Stack, run_inputs
 from zh_rnn_encoder.runtime.padding import plan_runs
 from zh_rnn_encoder.runtime.spans import NO_SPANS, Spans
@@ -219,7 +219,11 @@ class Batcher:
                 seen.add(id(item))
                 item.inference_s += took
                 item.started = item.started or started
-            item.deliver(i, out, j)
+            try:
+                item.deliver(i, out, j)
+            except EncoderError as e:  # this request's row (pooling.NotFinite): it alone fails
+                item.future.set_exception(e)
+                continue
             if item.done == len(item.ids):
                 item.future.set_result(
                     Batched(

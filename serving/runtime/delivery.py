@@ -12,7 +12,7 @@ import numpy as np
 from zh_rnn_encoder.core import contract
 from zh_rnn_encoder.core.enums import Pooling
 from zh_rnn_encoder.runtime.padding import pad
-from zh_rnn_encoder.runtime.pooling import pool_row
+from zh_rnn_encoder.runtime.pooling import NotFinite, pool_row
 from zh_rnn_encoder.runtime.state import EncoderState
 from zh_rnn_encoder.runtime.types import EncodeOptions, Reduce, Segment, TextEncoding
 
@@ -69,13 +69,19 @@ class Rows:
         estimate (admission.py) does not count. What is consumed here reads views and keeps
         none of them: ``reduce`` (pooling, which returns a copy) and ``on_state`` (the running
         sum and maximum, and a copy of the final state).
+
+        NotFinite naming ``texts[i]`` when the row's pooled vector holds a NaN or an infinity;
+        the caller fails that request alone (Batcher._deliver) and nothing corrupt goes out.
         """
         n = len(self.ids[i])
         states, final = out[contract.STATES][j, :n], out[contract.FINAL][j]
         prior = self.priors[i] if self.priors else None
         if self.keep_states:
             self.states[i] = states.copy()
-        self.vectors[i] = self.reduce(states, final, prior) if self.reduce else final.copy()
+        try:
+            self.vectors[i] = self.reduce(states, final, prior) if self.reduce else final.copy()
+        except NotFinite:
+            raise NotFinite(f"texts[{i}]") from None
         if self.on_state and self.continued is not None:
             self.continued[i] = self.on_state(prior, states, out, j)
         self.done += 1
@@ -109,7 +115,12 @@ def encodings(
             # the row's states were kept (Rows.keep_states), and opt resolved before its run
             # (opt.reducer() refuses options that are not)
             mode, normalize = cast(Pooling, opt.pooling), cast(bool, opt.normalize)
-            v = pool_row(cast(np.ndarray, st), v, prior, mode, normalize)
+            try:  # the token vectors go out too: each of them finite
+                if not np.isfinite(cast(np.ndarray, st)).all():
+                    raise NotFinite
+                v = pool_row(cast(np.ndarray, st), v, prior, mode, normalize)
+            except NotFinite:
+                raise NotFinite(f"texts[{k}]") from None
         out.append(
             TextEncoding(
                 s.tokens,

@@ -16,6 +16,7 @@ every sentence.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from zh_rnn_encoder.core.boundaries import last_boundary
 from zh_rnn_encoder.core.errors import InvalidInput, LimitExceeded
 from zh_rnn_encoder.core.manifest import ModelConfig
+from zh_rnn_encoder.runtime.pooling import NotFinite
 from zh_rnn_encoder.runtime.state import EncoderState, check_states, refuse_bidirectional
 
 DEFAULT_CHUNK_TOKENS = 2048
@@ -83,11 +85,12 @@ class Document:
 
     def run(self, pieces: Iterable[str], run_chunk: RunChunk) -> DocumentEncoding:
         """Every piece, then what is left, each chunk run from the state before it."""
-        for piece in pieces:
-            for chunk in self.feed(piece):
+        with self._named():
+            for piece in pieces:
+                for chunk in self.feed(piece):
+                    self.advance(chunk, *run_chunk(chunk, self.state))
+            for chunk in self.finish():
                 self.advance(chunk, *run_chunk(chunk, self.state))
-        for chunk in self.finish():
-            self.advance(chunk, *run_chunk(chunk, self.state))
         return self.result()
 
     async def arun(
@@ -95,12 +98,21 @@ class Document:
     ) -> DocumentEncoding:
         """``run`` for servers: each piece tokenized by ``off_loop`` (off the event loop when
         long), each chunk awaited."""
-        async for piece in pieces:
-            for chunk in await off_loop([piece], self._feed_all, piece):
+        with self._named():
+            async for piece in pieces:
+                for chunk in await off_loop([piece], self._feed_all, piece):
+                    self.advance(chunk, *await run_chunk(chunk, self.state))
+            for chunk in list(self.finish()):
                 self.advance(chunk, *await run_chunk(chunk, self.state))
-        for chunk in list(self.finish()):
-            self.advance(chunk, *await run_chunk(chunk, self.state))
         return self.result()
+
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """A chunk's NotFinite names the document and how far it got, not the chunk's row."""
+        try:
+            yield
+        except NotFinite:
+            raise NotFinite(f"document, past token {self.tokens}") from None
 
     def _feed_all(self, piece: str) -> list[np.ndarray]:
         return list(self.feed(piece))

@@ -210,3 +210,36 @@ def test_malformed_message_in_a_stream(srv) -> None:
         with pytest.raises(grpc.RpcError) as e:
             list(call(iter([ok, b"\x0a\x02\xff\xfe"]), timeout=10))
     assert e.value.code() == INVALID and e.value.details().startswith("request #1: request is")
+
+
+def test_a_text_whose_states_overflow_the_model(overflowing, jieba_cache) -> None:
+    """A model whose states leave float32's range on a text (conftest's ``overflowing``): the
+    request gets INVALID_ARGUMENT naming the text, on Encode, EncodeStream and OpenAI HTTP (HTTP
+    400), never a vector of NaN; the other texts and the server carry on."""
+    import http.client
+    import json
+    import urllib.parse
+
+    bundle, text = overflowing
+    srv = InProcessServer(bundle, jieba_cache, http_listen="127.0.0.1:0").load()
+    try:
+        with EncoderClient(srv.target) as c:
+            ok = c.encode([TUTORIAL])[0].vector
+            code, details = status_of(c.encode, [TUTORIAL, text])
+            assert code == INVALID and "texts[1]: the model's states left float32" in details
+            responses = c.encode_stream(iter([encode_request([text]), encode_request([TUTORIAL])]))
+            with pytest.raises(grpc.RpcError) as e:
+                list(responses)
+            assert e.value.code() == INVALID and "texts[0]: the model's states" in e.value.details()
+            u = urllib.parse.urlparse(srv.http_url)
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+            body = json.dumps({"model": "encoder", "input": [text]})
+            conn.request("POST", "/v1/embeddings", body,
+                         {"Content-Type": "application/json"})  # fmt: skip
+            r = conn.getresponse()
+            body = r.read().decode()
+            conn.close()
+            assert r.status == 400 and "the model's states left float32" in body, body
+            assert np.array_equal(c.encode([TUTORIAL])[0].vector, ok)
+    finally:
+        srv.stop()

@@ -27,6 +27,8 @@ TUTORIAL_TOKENS = [
     "。",
 ]
 SMALL = {"embedding_dim": 16, "hidden_size": 24}
+# conftest's ``overflowing`` model: a text after its one overflowing word (0 states without it)
+OVERFLOWING_AFTER = "今天天气很好，我们去公园散步吧。"
 # A mixed sample: the tutorial, one token, Latin and digits, unknown words, traditional.
 TEXTS = [
     TUTORIAL,
