@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import ROOT
 from tests.support.harness import InProcessServer, bulk, finish
-from tests.support.samples import SMALL
+from tests.support.samples import OVERFLOWING_AFTER, SMALL
 from zh_rnn_encoder.bulk.job import BATCHES_PER_BLOCK, BLOCKS_PER_ACTOR, BulkJob, Layout
 from zh_rnn_encoder.client import EncoderClient
 from zh_rnn_encoder.core.bundle import bundle_digest
@@ -69,6 +69,21 @@ def test_jsonl_with_bad_rows_equals_the_server(bundle, lines, tmp_path, jieba_ca
             assert np.abs(got[f"d{i}"] - w.vector).max() <= 1e-6
     finally:
         srv.stop()
+
+
+def test_a_row_whose_states_overflow_the_model_goes_to_errors(overflowing, tmp_path) -> None:
+    """A row on which the model's states leave float32's range (conftest's ``overflowing``) is
+    an error named by its id, as any refused row is; its batch's other rows are encoded."""
+    bundle, text = overflowing
+    rows = [{"id": i, "text": OVERFLOWING_AFTER} for i in range(40)]
+    rows[7]["text"] = text
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    s = finish(bulk(bundle, inp, tmp_path / "out", "--actors", "1"))
+    assert (s["rows"], s["errors"]) == (39, 1)
+    ids, vectors, errors = output(tmp_path / "out")
+    assert sorted(ids) == [i for i in range(40) if i != 7] and np.isfinite(vectors).all()
+    assert errors[0]["id"] == 7 and "the model's states left float32" in errors[0]["error"]
 
 
 def test_parquet_and_text_inputs(bundle, lines, tmp_path) -> None:
