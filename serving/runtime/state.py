@@ -23,10 +23,10 @@ from zh_rnn_encoder.core.manifest import ModelConfig
 STATE_VERSION = 1
 # The largest magnitude a state value may have (the running sum: this much a token). No state a
 # model returns comes near it: tanh and GRU states lie in [-1, 1], an LSTM's cell state grows by
-# at most 1 a token (past 1e6 only after a million tokens with every gate saturated), the relu
-# default's states stay under 39
-# (tools/state_bound.py). Within it every product in the graph stays some 30 orders of magnitude
-# inside float32's range, so a state that passes cannot overflow the graph.
+# at most 1 a token (past 1e6 only after a million tokens with every gate saturated), and the
+# relu default's states stay under 39 (tools/state_bound.py). From within it the graph's products
+# start some 30 orders of magnitude inside float32's range; a relu model whose states then grow
+# on their own is caught where the vector is pooled (pooling.NotFinite).
 STATE_LIMIT = 1e6
 
 
