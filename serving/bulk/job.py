@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zh_rnn_encoder.bulk.output import VERSION_COLUMN, check_versions, write_atomic, written_ids
+from zh_rnn_encoder.bulk.rows import encode_rows
 from zh_rnn_encoder.core.bundle import bundle_digest
 from zh_rnn_encoder.core.enums import Pooling, Truncation
-from zh_rnn_encoder.core.errors import InvalidInput
 from zh_rnn_encoder.runtime.encoder import EncodeOptions, Encoder, TextEncoding
 from zh_rnn_encoder.runtime.limits import Limits
 
@@ -102,44 +102,20 @@ class EncodeAndWrite:
 
     def __call__(self, batch: pa.Table) -> dict[str, list[int]]:
         ids, texts = batch.column("id"), batch.column("text").to_pylist()
-        errors: list[dict[str, object]] = []
-        strings = [k for k, t in enumerate(texts) if isinstance(t, str)]
-        if len(strings) < len(texts):
-            errors += [
-                {"id": ids[k].as_py(), "error": f"text: not a string ({type(t).__name__})"}
-                for k, t in enumerate(texts)
-                if not isinstance(t, str)
-            ]
-            ids, texts = ids.take(strings), [texts[k] for k in strings]
-        ids, encodings = self._encode(texts, ids, errors)
-        names = json.dumps([str(i) for i in batch.column("id").to_pylist()]).encode()
+        o = asdict(self.options) | {"token_vectors": False}
+        encoded, reasons = encode_rows(self.encoder, texts, o)
+        errors = [{"id": ids[k].as_py(), "error": r} for k, r in enumerate(reasons) if r]
+        kept = [k for k, e in enumerate(encoded) if e is not None]
+        encodings = [e for e in encoded if e is not None]
+        names = json.dumps([str(i) for i in ids.to_pylist()]).encode()
         digest = hashlib.sha1(names).hexdigest()[:20]
         if encodings:
-            write_atomic(self.out / f"part-{digest}.parquet", self._table(ids, encodings))
+            table = self._table(ids.take(kept), encodings)
+            write_atomic(self.out / f"part-{digest}.parquet", table)
         if errors:
             body = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors)
             write_atomic(self.out / f"errors-{digest}.jsonl", body.encode())
         return {"rows": [len(encodings)], "errors": [len(errors)]}
-
-    def _encode(
-        self, texts: list[str], ids: pa.ChunkedArray, errors: list[dict[str, object]]
-    ) -> tuple[pa.ChunkedArray, list[TextEncoding]]:
-        """The batch in one call (checked as the server checks a request); if a text is
-        refused, each alone, so that only it is an error, named by its id with the reason.
-        Returns the ids encoded and their encodings."""
-        o = asdict(self.options) | {"token_vectors": False}
-        try:
-            return ids, self.encoder.encode(texts, **o) if texts else []
-        except InvalidInput:
-            pass
-        out, kept = [], []
-        for k, t in enumerate(texts):
-            try:
-                out.append(self.encoder.encode([t], **o)[0])
-                kept.append(k)
-            except InvalidInput as e:
-                errors.append({"id": ids[k].as_py(), "error": str(e).replace("texts[0]", "text")})
-        return ids.take(kept), out
 
     def _table(self, ids: pa.ChunkedArray, encodings: list[TextEncoding]) -> pa.Table:
         dim, n = self.encoder.output_dim, len(encodings)

@@ -144,38 +144,61 @@ def encode_frame(
     vector_col: str = "vector",
     version_col: str | None = "model_version",
     threads: int = 1,
+    error_col: str | None = None,
     **options: Unpack[UdfOptions],
 ) -> DataFrame:
     """``df`` with each text's sentence vector (array<float>) in ``vector_col`` and, unless None,
     the model version in ``version_col`` (the hex sha256 of the bundle's bundle.json, as
     encoder-bulk writes it); every other column kept. ``options`` as for Encoder.encode. Each
     Python worker loads ``bundle`` once, pinned to the version read here, and encodes every Arrow
-    batch Spark hands it in one call. A text the Encoder refuses fails the task, naming it."""
+    batch Spark hands it in one call.
+
+    A text the Encoder refuses (empty, too long, not a string...) fails the task, naming it; with
+    ``error_col``, its row is kept instead, with a null vector and the reason in ``error_col``
+    (null for the rows encoded), as encoder-bulk writes errors-*.jsonl (bulk/rows.py)."""
     from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
     version = bundle_digest(Path(bundle))
-    fields = [*df.schema.fields, StructField(vector_col, ArrayType(FloatType(), False), False)]
+    vector_type = ArrayType(FloatType(), False)
+    fields = [*df.schema.fields, StructField(vector_col, vector_type, error_col is not None)]
     if version_col:
         fields.append(StructField(version_col, StringType(), False))
+    if error_col:
+        fields.append(StructField(error_col, StringType(), True))
 
     def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
+        from zh_rnn_encoder.bulk.rows import encode_rows
+
         encoder = worker_encoder(bundle, threads, version)
+        dim = encoder.output_dim
         for batch in batches:
             texts = batch.column(text_col).to_pylist()
-            for t in texts:
-                if not isinstance(t, str):
-                    raise ValueError(f"{text_col}: {t!r} is not a string; filter such rows out")
-            encodings = encoder.encode(texts, **options) if texts else []
-            dim = encoder.output_dim
-            flat = np.concatenate([e.vector for e in encodings]) if encodings else np.zeros(0)
-            offsets = np.arange(0, (len(texts) + 1) * dim, dim, dtype=np.int32)
+            if error_col:
+                encoded, reasons = encode_rows(encoder, texts, dict(options))
+            else:
+                for t in texts:
+                    if not isinstance(t, str):
+                        raise ValueError(f"{text_col}: {t!r} is not a string; filter such rows out")
+                encoded, reasons = list(encoder.encode(texts, **options) if texts else []), []
+            got = [e.vector for e in encoded if e is not None]
+            flat = np.concatenate(got) if got else np.zeros(0)
+            # a refused row's list is null: a null offset (Arrow's ListArray.from_arrays)
+            ends = np.cumsum([0] + [dim if e is not None else 0 for e in encoded])
+            offsets = pa.array(
+                [int(x) if k == len(encoded) or encoded[k] is not None else None
+                 for k, x in enumerate(ends)],
+                pa.int32(),
+            )  # fmt: skip
             vectors = pa.ListArray.from_arrays(offsets, flat.astype(np.float32))
             columns, names = [*batch.columns, vectors], [*batch.schema.names, vector_col]
             if version_col:
                 columns.append(pa.array([version] * len(texts), pa.string()))
                 names.append(version_col)
+            if error_col:
+                columns.append(pa.array(reasons, pa.string()))
+                names.append(error_col)
             yield pa.RecordBatch.from_arrays(columns, names=names)
 
     return df.mapInArrow(encode, StructType(fields))

@@ -84,3 +84,25 @@ def test_encode_frame_adds_vectors_and_version_and_keeps_every_column(
     nulls = spark.createDataFrame([(1, "好"), (2, None)], "id long, text string")
     with pytest.raises(Exception, match="is not a string"):
         encode_frame(nulls, bundle).collect()
+
+
+def test_encode_frame_keeps_refused_rows_with_their_reason(spark, bundle_factory, jieba_cache):
+    """With ``error_col``, a refused text no longer fails the task: its row stays, with a null
+    vector and the reason, as encoder-bulk's errors name them; every other row is encoded."""
+    bundle = str(bundle_factory(cell="gru", **SMALL)[0])
+    texts = [TEXTS[i % len(TEXTS)] for i in range(40)]
+    texts[3], texts[4], texts[17] = "", None, "好" * 20_001
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, text string").repartition(2)
+    out = encode_frame(df, bundle, error_col="error")
+    assert out.columns == ["id", "text", "vector", "model_version", "error"]
+    got = {r["id"]: r for r in out.collect()}
+    assert len(got) == 40
+    reasons = {i: r["error"] for i, r in got.items() if r["error"] is not None}
+    assert sorted(reasons) == [3, 4, 17] and all(got[i]["vector"] is None for i in reasons)
+    assert "empty" in reasons[3] and "not a string" in reasons[4]
+    assert "max_chars_per_text" in reasons[17]
+    enc = Encoder.from_bundle(bundle, threads=1, jieba_cache_dir=jieba_cache)
+    ok = [i for i in range(40) if i not in reasons]
+    want = enc.encode([texts[i] for i in ok])
+    for i, w in zip(ok, want):
+        assert np.abs(np.array(got[i]["vector"]) - w.vector).max() <= 1e-6
